@@ -123,8 +123,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
         keys = [
             r[0]
             for r in con.execute(
-                "select distinct unnest(json_keys(line)) from _lines "
-                f"where {_IS_OBJECT} order by 1"
+                f"select distinct unnest(json_keys(line)) from _lines where {_IS_OBJECT} order by 1"
             ).fetchall()
         ]
         select = ", ".join(f"line ->> {_lit(k)} as {q(k)}" for k in keys)

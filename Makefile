@@ -1,0 +1,56 @@
+# The two commands: `make run` (set-up + the whole pipeline on the demo) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export PATH := $(HOME)/.local/bin:$(PATH)
+UV ?= uv
+DEMO_CUSTOMERS ?= 20000
+DEMO_DAYS ?= 730
+DEMO_SEED ?= 42
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export LIFECYCLE_LANDING_DIR ?= data/landing
+UI_PORT ?= 3000
+
+.PHONY: help setup uv demo-data run pipeline ui test lint check-defs clean
+
+help:
+	@echo "make run    set up, generate the demo landing zone, run the whole pipeline"
+	@echo "make test   set up and run the test suite"
+	@echo "make ui     the Dagster UI on http://127.0.0.1:$(UI_PORT)"
+
+uv:
+	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --user --quiet uv \
+	  || pip install --quiet uv
+
+setup: uv
+	$(UV) sync --frozen
+	@mkdir -p $(DAGSTER_HOME)
+	@cp -n deploy/dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+	$(UV) run dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
+
+# The demo landing zone: only generated when the landing dir is the default one.
+demo-data: setup
+	@if [ "$(LIFECYCLE_LANDING_DIR)" = "data/landing" ] && [ ! -f data/landing/.complete ]; then \
+	  $(UV) run python -m simulator --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS) \
+	    --seed $(DEMO_SEED) --out data/landing && touch data/landing/.complete; \
+	fi
+
+run: demo-data
+	$(UV) run python -m orchestration.pipeline
+
+ui: setup
+	$(UV) run dagster dev -h 127.0.0.1 -p $(UI_PORT)
+
+test: setup
+	$(UV) run pytest
+
+lint: setup
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run sqlfluff lint dbt_project/models
+
+check-defs: setup
+	$(UV) run dg check defs
+
+clean:
+	rm -rf data .dagster_home dbt_project/target

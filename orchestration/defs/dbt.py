@@ -1,0 +1,73 @@
+"""dbt models as Dagster assets: one factory, one call per dbt selection.
+
+``warehouse`` is every model but the segments (they read the ML scores); ``segments``
+is ``tag:segments``. dbt tests become asset checks; ``dbt build`` runs them right after
+each model, so an error-severity failure stops everything downstream in dbt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from orchestration.defs.shared import DAILY, SINGLE_RUN, WAREHOUSE_POOL, partition_dates
+from orchestration.settings import DBT_PROJECT_DIR
+
+DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+DBT_PROJECT.prepare_if_dev()
+
+
+class LifecycleTranslator(DagsterDbtTranslator):
+    """Models are keyed ``<schema>/<model>`` (e.g. ``marts/dim_customers``) and grouped by
+    schema; sources keep dagster-dbt's ``<source>/<table>`` (``raw/orders``, ``ml/...``)."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] in ("model", "seed", "snapshot"):
+            return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "model":
+            return dbt_resource_props["schema"]
+        return super().get_group_name(dbt_resource_props)
+
+
+def dbt_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
+    """dbt vars for the run's partition range: the models build as of its last day."""
+    days = partition_dates(context)
+    return {
+        "min_date": days[0].isoformat(),
+        "max_date": days[-1].isoformat(),
+        "as_of_date": days[-1].isoformat(),
+    }
+
+
+def build_dbt_assets(name: str, select: str, exclude: str = "") -> dg.AssetsDefinition:
+    """Daily-partitioned dbt assets for one selection, built with ``dbt build``."""
+
+    @dbt_assets(
+        name=name,
+        manifest=DBT_PROJECT.manifest_path,
+        project=DBT_PROJECT,
+        select=select,
+        exclude=exclude,
+        dagster_dbt_translator=LifecycleTranslator(),
+        partitions_def=DAILY,
+        backfill_policy=SINGLE_RUN,
+        pool=WAREHOUSE_POOL,
+    )
+    def _dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        args = ["build", "--vars", json.dumps(dbt_vars(context))]
+        yield from dbt.cli(args, context=context).stream()
+
+    return _dbt
+
+
+warehouse_models = build_dbt_assets("dbt_warehouse", select="fqn:*", exclude="tag:segments")
+segment_models = build_dbt_assets("dbt_segments", select="tag:segments")
+
+defs = dg.Definitions(assets=[warehouse_models, segment_models])

@@ -1,0 +1,131 @@
+"""ML assets: nightly churn and CLV scores for the as-of day (glue around ``ml/``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+
+import dagster as dg
+import pandas as pd
+from ml.clv import fit_clv, rfm_summary
+
+from ml.churn import ChurnModel
+from orchestration.defs.shared import (
+    DAILY,
+    SETTINGS,
+    SINGLE_RUN,
+    WAREHOUSE_POOL,
+    WarehouseResource,
+    partition_dates,
+)
+from orchestration.ml_io import as_of_cutoff, load_lifecycle_data
+from orchestration.warehouse import ensure_ml_tables, replace_rows
+
+STAGING_INPUTS = [
+    dg.AssetKey(["staging", v])
+    for v in ("stg_order_events", "stg_reviews", "stg_surveys", "stg_checkouts", "stg_customers")
+]
+ML_ASSET = dict(
+    group_name="ml",
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
+    pool=WAREHOUSE_POOL,
+    kinds={"python", "scikitlearn", "duckdb"},
+)
+
+
+def _version(kind: str, as_of: dt.date, payload: object) -> str:
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{kind}-{as_of:%Y%m%d}-{digest[:8]}"
+
+
+def _record_run(con, kind: str, version: str, as_of: dt.date, metrics: dict) -> None:
+    row = pd.DataFrame(
+        [
+            {
+                "run_id": uuid.uuid4().hex,
+                "model_kind": kind,
+                "model_version": version,
+                "trained_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
+                "as_of_date": as_of,
+                "metrics_json": json.dumps(metrics, default=float),
+                "is_champion": True,
+            }
+        ]
+    )
+    replace_rows(
+        con,
+        "model_runs",
+        row,
+        "model_kind = $k and as_of_date = $d",
+        {"k": kind, "d": as_of},
+    )
+
+
+@dg.asset(
+    key=["ml", "churn_scores"],
+    deps=STAGING_INPUTS,
+    description="P(no order in the churn horizon) per customer with orders, as of the day.",
+    **ML_ASSET,
+)
+def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    as_of = partition_dates(context)[-1]
+    with warehouse.connect() as con:
+        ensure_ml_tables(con)
+        data = load_lifecycle_data(con, as_of)
+        model = ChurnModel(horizon_days=SETTINGS.churn_horizon_days)
+        try:
+            model.fit(data, as_of_cutoff(as_of))
+        except ValueError as exc:  # too little matured history to train on
+            context.log.warning(f"churn model not trained for {as_of}: {exc}")
+            return dg.MaterializeResult(metadata={"as_of_date": str(as_of), "skipped": str(exc)})
+        scores = model.predict_proba(data, as_of_cutoff(as_of)).reset_index()
+        version = _version("churn", as_of, model.metrics_)
+        scores["as_of_date"] = as_of
+        scores["model_version"] = version
+        scores["scored_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+        n = replace_rows(con, "churn_scores", scores, "as_of_date = $d", {"d": as_of})
+        _record_run(con, "churn", version, as_of, model.metrics_)
+    return dg.MaterializeResult(
+        metadata={
+            "as_of_date": str(as_of),
+            "model_version": version,
+            "dagster/row_count": n,
+            **{k: float(v) for k, v in model.metrics_.items() if isinstance(v, int | float)},
+        }
+    )
+
+
+@dg.asset(
+    key=["ml", "clv_predictions"],
+    deps=STAGING_INPUTS,
+    description="BG/NBD + Gamma-Gamma: P(alive), expected orders/spend next 12 months, CLV.",
+    **ML_ASSET,
+)
+def clv_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    as_of = partition_dates(context)[-1]
+    with warehouse.connect() as con:
+        ensure_ml_tables(con)
+        data = load_lifecycle_data(con, as_of)
+        summary = rfm_summary(data.purchases(), as_of_cutoff(as_of))
+        model = fit_clv(summary)
+        scores = model.score(summary, horizon_days=365).reset_index(drop=True)
+        version = _version("clv", as_of, model.params_)
+        scores["as_of_date"] = as_of
+        scores["model_version"] = version
+        scores["scored_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+        n = replace_rows(con, "clv_predictions", scores, "as_of_date = $d", {"d": as_of})
+        _record_run(con, "clv", version, as_of, model.params_)
+    return dg.MaterializeResult(
+        metadata={
+            "as_of_date": str(as_of),
+            "model_version": version,
+            "dagster/row_count": n,
+            "params": model.params_,
+        }
+    )
+
+
+defs = dg.Definitions(assets=[churn_scores, clv_predictions])

@@ -1,0 +1,22 @@
+"""The nightly job and its schedule: the whole chain for yesterday's partition."""
+
+import dagster as dg
+
+from orchestration.defs.shared import DAILY, SETTINGS
+
+nightly = dg.define_asset_job(
+    "nightly",
+    selection=dg.AssetSelection.all(),
+    partitions_def=DAILY,
+    description="Ingest, dbt warehouse, churn and CLV models, segments - for one day.",
+)
+
+nightly_schedule = dg.build_schedule_from_partitioned_job(
+    nightly,
+    name="nightly_schedule",
+    cron_schedule=SETTINGS.schedule_cron,
+    execution_timezone=SETTINGS.timezone,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+defs = dg.Definitions(jobs=[nightly], schedules=[nightly_schedule])

@@ -1,0 +1,42 @@
+"""Definitions every asset shares: settings, the daily partitions, pools and resources."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration import warehouse
+from orchestration.settings import load_settings
+
+SETTINGS = load_settings()
+# dbt's profile reads the warehouse path from the environment; give it the resolved one.
+os.environ["LIFECYCLE_WAREHOUSE"] = str(SETTINGS.warehouse)
+
+# One DuckDB file allows one writer: every asset that writes it claims this pool, whose
+# limit is 1 in the instance configuration (dagster.yaml written by `make setup`).
+WAREHOUSE_POOL = "duckdb_warehouse"
+
+DAILY = dg.DailyPartitionsDefinition(
+    start_date=SETTINGS.partitions_start.isoformat(),
+    timezone=SETTINGS.timezone,
+)
+
+# A range of days is processed in one run (a backfill is one run, not one per day).
+SINGLE_RUN = dg.BackfillPolicy.single_run()
+
+
+def partition_dates(context: dg.AssetExecutionContext) -> list[dt.date]:
+    """Every day of the run's partition (range), ascending."""
+    return [dt.date.fromisoformat(k) for k in context.partition_keys]
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file (``LIFECYCLE_WAREHOUSE``)."""
+
+    path: str
+
+    def connect(self, read_only: bool = False):
+        return warehouse.connect(Path(self.path), read_only=read_only)
