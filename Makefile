@@ -39,7 +39,7 @@ run: demo-data
 	$(UV) run python -m orchestration.pipeline
 
 ui: setup
-	$(UV) run dagster dev -h 127.0.0.1 -p $(UI_PORT)
+	$(UV) run dg dev --host 127.0.0.1 --port $(UI_PORT)
 
 test: setup
 	$(UV) run pytest

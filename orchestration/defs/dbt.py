@@ -1,7 +1,8 @@
 """dbt models as Dagster assets: one factory, one call per dbt selection.
 
-``warehouse`` is every model but the segments (they read the ML scores); ``segments``
-is ``tag:segments``. dbt tests become asset checks; ``dbt build`` runs them right after
+``warehouse`` is every model that does not depend on the ML scores; ``segments`` is
+everything downstream of the ``ml`` sources (``source:ml+``), so a model reading scores
+can never end up upstream of the models that feed the ML assets. dbt tests become asset checks; ``dbt build`` runs them right after
 each model, so an error-severity failure stops everything downstream in dbt.
 """
 
@@ -67,7 +68,8 @@ def build_dbt_assets(name: str, select: str, exclude: str = "") -> dg.AssetsDefi
     return _dbt
 
 
-warehouse_models = build_dbt_assets("dbt_warehouse", select="fqn:*", exclude="tag:segments")
-segment_models = build_dbt_assets("dbt_segments", select="tag:segments")
+POST_ML = "source:ml+"
+warehouse_models = build_dbt_assets("dbt_warehouse", select="fqn:*", exclude=POST_ML)
+segment_models = build_dbt_assets("dbt_segments", select=POST_ML)
 
 defs = dg.Definitions(assets=[warehouse_models, segment_models])
