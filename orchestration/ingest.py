@@ -9,6 +9,7 @@ value rejects its row (with the rule and the row number) instead of failing the 
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -74,91 +75,130 @@ def landing_file(landing_dir: Path, source: str, day: dt.date) -> Path | None:
 _IS_OBJECT = "(case when json_valid(line) then json_type(line) = 'OBJECT' else false end)"
 
 
-def _stage(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
-    """Read ``path`` as text into temp table ``_landed`` (+ ``_row_number``) and its
-    structural rejects into ``_structural``. Returns the file's column names."""
-    con.execute("drop table if exists _landed; drop table if exists _structural")
+def _csv_header(path: Path) -> list[str]:
+    """Column names of a CSV file (first record), to check required columns per file."""
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+        return [c.strip() for c in next(csv.reader(fh), [])]
+
+
+def _stage(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> dict[str, list[str]]:
+    """Read ``paths`` (any mix of formats) as text into temp table ``_landed``
+    (``_file``, ``_row_number``, one column per column name found) and their structural
+    rejects into ``_structural``. Returns each file's column names."""
+    for t in ("_landed", "_structural", "_csv", "_jsonl", "_parquet", "_lines"):
+        con.execute(f"drop table if exists {t}")
     con.execute(
-        f"create temp table _structural ({q('_row_number')} bigint, rule varchar, "
+        "create temp table _structural (_file varchar, _row_number bigint, rule varchar, "
         "reason varchar, record varchar)"
     )
-    fmt = path.suffix.lstrip(".")
-    if fmt == "csv":
-        con.execute("drop table if exists _rej_errors; drop table if exists _rej_scans")
-        con.execute(
-            "create temp table _landed as select row_number() over () as _row_number, * "
-            "from read_csv($path, header = true, all_varchar = true, store_rejects = true, "
-            "rejects_table = '_rej_errors', rejects_scan = '_rej_scans', "
-            "parallel = false, null_padding = false)",
-            {"path": str(path)},
-        )
-        # Reader lines count the header: data row number = line - 1.
-        con.execute(
-            "insert into _structural select line - 1, "
-            "'malformed_' || lower(replace(cast(any_value(error_type) as varchar), ' ', '_')), "
-            "string_agg(distinct error_message, '; '), any_value(csv_line) "
-            "from _rej_errors group by line"
-        )
-        # Number parsed records by their row in the file: each rejected row (ascending)
-        # shifts the records at or after it by one.
-        for (row,) in con.execute("select _row_number from _structural order by 1").fetchall():
+    by_fmt: dict[str, list[str]] = {}
+    for p in paths:
+        fmt = p.suffix.lstrip(".")
+        if fmt not in FILE_FORMATS:
+            raise LandingFileError(f"{p}: unsupported format {fmt!r} (use {FILE_FORMATS})")
+        by_fmt.setdefault(fmt, []).append(str(p))
+    columns: dict[str, list[str]] = {}
+    parts = []
+    if files := by_fmt.get("csv"):
+        columns.update({f: _csv_header(Path(f)) for f in files})
+        # store_rejects cannot be combined with union_by_name: read files sharing a
+        # header together (usually all of them), one group after the other.
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for f in files:
+            groups.setdefault(tuple(columns[f]), []).append(f)
+        for i, group in enumerate(groups.values()):
+            for t in ("_rej_errors", "_rej_scans"):
+                con.execute(f"drop table if exists {t}")
+            # parallel=false keeps each file's rows in file order (rowid) for numbering.
             con.execute(
-                "update _landed set _row_number = _row_number + 1 where _row_number >= $r",
-                {"r": row},
+                f"{'insert into _csv by name' if i else 'create temp table _csv as'} "
+                "select filename as _file, * exclude (filename) from read_csv($files, "
+                "header = true, all_varchar = true, filename = true, store_rejects = true, "
+                "rejects_table = '_rej_errors', rejects_scan = '_rej_scans', parallel = false)",
+                {"files": group},
             )
-    elif fmt == "jsonl":
-        # One JSON object per line: read lines verbatim so a malformed line is kept
-        # (with its number) instead of failing or being skipped by the JSON reader.
+            # Reader lines count the header: data row number = line - 1.
+            con.execute(
+                "insert into _structural select s.file_path, e.line - 1, 'malformed_' || "
+                "lower(replace(cast(any_value(e.error_type) as varchar), ' ', '_')), "
+                "string_agg(distinct e.error_message, '; '), any_value(e.csv_line) "
+                "from _rej_errors e join _rej_scans s using (scan_id, file_id) "
+                "group by s.file_path, e.line"
+            )
         con.execute(
-            "create temp table _lines as select row_number() over () as _row_number, "
-            "column0 as line from read_csv($path, header = false, columns = {'column0': "
-            "'VARCHAR'}, delim = '\\x01', quote = '', escape = '', parallel = false)",
-            {"path": str(path)},
+            "alter table _csv add column _row_number bigint; "
+            "update _csv set _row_number = n from (select rowid as rid, "
+            "row_number() over (partition by _file order by rowid) as n from _csv) r "
+            "where _csv.rowid = r.rid"
+        )
+        # Rows refused by the reader are not in _csv: each (ascending) shifts the
+        # numbers of its file's later rows by one so numbers match rows in the file.
+        rejects = con.execute("select _file, _row_number from _structural order by 2").fetchall()
+        for file, row in rejects:
+            con.execute(
+                "update _csv set _row_number = _row_number + 1 "
+                "where _file = $f and _row_number >= $r",
+                {"f": file, "r": row},
+            )
+        parts.append("_csv")
+    if files := by_fmt.get("jsonl"):
+        # One JSON object per line, read as lines so a malformed line is kept (with its
+        # number) instead of failing the file or being skipped by the JSON reader.
+        con.execute(
+            "create or replace temp table _raw_lines as select filename as _file, "
+            "column0 as line from read_csv($files, header = false, columns = "
+            "{'column0': 'VARCHAR'}, delim = '\\x01', quote = '', escape = '', "
+            "filename = true, parallel = false)",
+            {"files": files},
         )
         con.execute(
-            "insert into _structural select _row_number, 'malformed_json', "
-            "'line is not a JSON object', line from _lines "
-            f"where not {_IS_OBJECT}"
+            "create temp table _lines as select _file, row_number() over "
+            "(partition by _file order by rowid) as _row_number, line from _raw_lines"
         )
-        keys = [
-            r[0]
-            for r in con.execute(
-                f"select distinct unnest(json_keys(line)) from _lines where {_IS_OBJECT} order by 1"
-            ).fetchall()
-        ]
-        select = ", ".join(f"line ->> {_lit(k)} as {q(k)}" for k in keys)
         con.execute(
-            f"create temp table _landed as select _row_number{', ' + select if select else ''} "
+            "insert into _structural select _file, _row_number, 'malformed_json', "
+            f"'line is not a JSON object', line from _lines where not {_IS_OBJECT}"
+        )
+        keys = con.execute(
+            "select _file, list(distinct k order by k) from (select _file, "
+            f"unnest(json_keys(line)) as k from _lines where {_IS_OBJECT}) group by _file"
+        ).fetchall()
+        columns.update({f: [] for f in files} | dict(keys))
+        names = sorted({k for _, ks in keys for k in ks})
+        select = "".join(f", line ->> {_lit(k)} as {q(k)}" for k in names)
+        con.execute(
+            f"create temp table _jsonl as select _file, _row_number{select} "
             f"from _lines where {_IS_OBJECT}"
         )
-        con.execute("drop table _lines")
-    elif fmt == "parquet":
-        cols = [
-            r[0]
-            for r in con.execute(
-                "select name from parquet_schema($path) where name <> 'schema' "
-                "and num_children is null",
-                {"path": str(path)},
-            ).fetchall()
-        ]
-        casts = ", ".join(f"cast({q(c)} as varchar) as {q(c)}" for c in cols)
+        parts.append("_jsonl")
+    if files := by_fmt.get("parquet"):
+        schema = con.execute(
+            "select file_name, list(name) from parquet_schema($files) "
+            "where num_children is null group by file_name",
+            {"files": files},
+        ).fetchall()
+        columns.update(dict(schema))
+        names = sorted({c for _, cs in schema for c in cs})
+        casts = "".join(f", cast({q(c)} as varchar) as {q(c)}" for c in names)
         con.execute(
-            f"create temp table _landed as select file_row_number + 1 as _row_number, {casts} "
-            "from read_parquet($path, file_row_number = true)",
-            {"path": str(path)},
+            f"create temp table _parquet as select filename as _file, "
+            f"file_row_number + 1 as _row_number{casts} from read_parquet($files, "
+            "union_by_name = true, filename = true, file_row_number = true)",
+            {"files": files},
         )
-    else:
-        raise LandingFileError(f"{path}: unsupported format {fmt!r} (use {FILE_FORMATS})")
-    return [r[0] for r in con.execute("describe _landed").fetchall() if r[0] != "_row_number"]
+        parts.append("_parquet")
+    union = " union all by name ".join(f"select * from {t}" for t in parts)
+    con.execute(f"create temp table _landed as {union}")
+    return columns
 
 
 def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _typed(col: str, sql_type: str) -> str:
+def _typed(col: str, sql_type: str, prefix: str = "") -> str:
     """Cast a text column to its contract type; empty strings are nulls."""
-    v = f"nullif(trim({q(col)}), '')"
+    v = f"nullif(trim({prefix}{q(col)}), '')"
     if sql_type == "TIMESTAMP":  # ISO-8601; an offset is converted to UTC, none means UTC
         return f"cast(try_cast({v} as timestamptz) as timestamp)"
     return f"try_cast({v} as {sql_type})"
@@ -193,94 +233,127 @@ def _qualify(sql: str, column: str) -> str:
     return re.sub(rf"(?<![\w.'\"]){re.escape(column)}(?![\w'\"])", f"t.{q(column)}", sql)
 
 
-def load_partition(
+def load_partitions(
     con: duckdb.DuckDBPyConnection,
     source_name: str,
-    day: dt.date,
-    path: Path | None,
+    days: list[dt.date],
+    landing_dir: Path,
     loaded_at: dt.datetime | None = None,
-) -> LoadResult:
-    """Replace partition ``day`` of ``raw.<source>`` (and its rejects) with ``path``.
+) -> tuple[list[LoadResult], list[str]]:
+    """Replace partitions ``days`` of ``raw.<source>`` (and their rejects) with the
+    landing files of those days, all files in one pass.
 
-    The replacement is one transaction: readers see the old or the new partition,
-    never a mix, and re-running a day never duplicates rows. ``path=None`` (no file
-    landed that day) empties the partition. Raises :class:`LandingFileError` naming
-    the file and the missing columns when required columns are absent.
+    One transaction: readers see the old or the new partitions, never a mix, and
+    re-running a day never duplicates rows. A day without a file becomes empty. A file
+    missing required columns (or a day with two files) is refused: its day keeps its
+    previous rows and the refusal, naming the file and the columns, is returned in the
+    second element; the other days load. Returns (results of loaded days, refusals).
     """
     source = SOURCES[source_name]
     loaded_at = loaded_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    result = LoadResult(source_name, day, str(path) if path else None)
     con.execute("set timezone = 'UTC'")
     ensure_raw_tables(con)
-    if path is not None:
-        file_cols = _stage(con, path)
-        missing = [c for c in source.required_columns if c not in file_cols]
+    refused: list[str] = []
+    files: dict[dt.date, Path | None] = {}
+    for day in days:
+        try:
+            files[day] = landing_file(landing_dir, source_name, day)
+        except LandingFileError as exc:
+            refused.append(str(exc))
+    paths = [p for p in files.values() if p is not None]
+    columns = _stage(con, paths) if paths else {}
+    for path in paths:
+        missing = [c for c in source.required_columns if c not in columns.get(str(path), [])]
         if missing:
-            raise LandingFileError(
+            refused.append(
                 f"{path}: required column(s) missing: {', '.join(missing)} "
                 f"(source {source_name!r} requires {', '.join(source.required_columns)}); "
                 "the file was not loaded"
             )
-        present = set(file_cols)
+            files = {d: p for d, p in files.items() if p != path}
+    day_of = [(str(p), d) for d, p in files.items() if p is not None]
+    con.execute("create or replace temp table _files (_file varchar, _day date)")
+    if day_of:
+        con.executemany("insert into _files values (?, ?)", day_of)
+    if paths:
+        con.execute("delete from _landed where _file not in (select _file from _files)")
+        con.execute("delete from _structural where _file not in (select _file from _files)")
+        landed = [r[0] for r in con.execute("describe _landed").fetchall()]
+        present = set(landed) - {"_file", "_row_number"}
         known = {c.name for c in source.columns}
-        result.extra_columns = [c for c in file_cols if c not in known]
+        extra = sorted(present - known)
         checks = _violations(source, present)
-        rule_expr = _case(checks, 0)
-        reason_expr = _case(checks, 2)
-        extra = _json_object(result.extra_columns)
+        file_cols = sorted(present)
         con.execute(
-            "create or replace temp table _checked as select l._row_number, "
-            f"{_typed_select(source, present)}, cast({extra} as varchar) as _extra, "
-            f"cast({_json_object(file_cols)} as varchar) as _record from _landed l"
+            "create or replace temp table _checked as select l._file, l._row_number, t.*, "
+            f"cast({_json_object(extra)} as varchar) as _extra, "
+            f"cast({_json_object(file_cols)} as varchar) as _record, "
+            f"{_case(checks, 0)} as _rule, {_case(checks, 2)} as _reason from _landed l, "
+            f"lateral (select {_typed_select(source, present, 'l.')}) t"
         )
-        con.execute(
-            f"create or replace temp table _verdict as select t._row_number, {rule_expr} as _rule, "
-            f"{reason_expr} as _reason from _checked t join _landed l using (_row_number)"
-        )
+    replace = [d for d, _ in files.items()]
     con.execute("begin transaction")
     try:
-        con.execute(f"delete from {raw_table(source_name)} where _partition_date = $d", {"d": day})
-        con.execute(
-            f"delete from {rejected_table(source_name)} where _partition_date = $d", {"d": day}
-        )
-        if path is not None:
-            cols = ", ".join(q(c.name) for c in source.columns)
-            params = {"d": day, "f": str(path), "ts": loaded_at}
+        for table in (raw_table(source_name), rejected_table(source_name)):
             con.execute(
-                f"insert into {raw_table(source_name)} select {cols}, $d, $f, t._row_number, "
-                "t._extra, $ts from _checked t join _verdict v using (_row_number) "
-                "where v._rule is null order by t._row_number",
-                params,
+                f"delete from {table} where _partition_date in (select unnest($d))", {"d": replace}
+            )
+        if day_of:
+            cols = ", ".join(q(c.name) for c in source.columns)
+            con.execute(
+                f"insert into {raw_table(source_name)} select {cols}, f._day, c._file, "
+                "c._row_number, c._extra, $ts from _checked c join _files f using (_file) "
+                "where c._rule is null order by f._day, c._row_number",
+                {"ts": loaded_at},
             )
             con.execute(
-                f"insert into {rejected_table(source_name)} "
-                "select $d, $f, _row_number, rule, reason, record, $ts from ("
-                "select t._row_number, v._rule as rule, v._reason as reason, t._record as record "
-                "from _checked t join _verdict v using (_row_number) where v._rule is not null "
-                "union all select _row_number, rule, reason, record from _structural"
-                ") order by _row_number",
-                params,
+                f"insert into {rejected_table(source_name)} select f._day, r._file, "
+                "r._row_number, r.rule, r.reason, r.record, $ts from ("
+                "select _file, _row_number, _rule as rule, _reason as reason, _record as record "
+                "from _checked where _rule is not null union all "
+                "select _file, _row_number, rule, reason, record from _structural"
+                ") r join _files f using (_file) order by f._day, r._row_number",
+                {"ts": loaded_at},
             )
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    if path is not None:
-        counts = con.execute(
-            f"select rule, count(*) from {rejected_table(source_name)} "
-            "where _partition_date = $d group by rule order by rule",
-            {"d": day},
-        ).fetchall()
-        result.rejected_by_rule = {r: n for r, n in counts}
-        result.rejected_rows = sum(result.rejected_by_rule.values())
-        result.loaded_rows = con.execute(
-            f"select count(*) from {raw_table(source_name)} where _partition_date = $d",
-            {"d": day},
-        ).fetchone()[0]
-        result.read_rows = result.loaded_rows + result.rejected_rows
-        con.execute("drop table if exists _landed; drop table if exists _checked")
-        con.execute("drop table if exists _verdict; drop table if exists _structural")
-    return result
+    return _results(con, source_name, files), refused
+
+
+def _results(con, source_name: str, files: dict[dt.date, Path | None]) -> list[LoadResult]:
+    """Per-day counts of what is now in raw and in the rejects, for the loaded days."""
+    results = {d: LoadResult(source_name, d, str(p) if p else None) for d, p in files.items()}
+    if not results:
+        return []
+    params = {"d": list(results)}
+    for day, n in con.execute(
+        f"select _partition_date, count(*) from {raw_table(source_name)} "
+        "where _partition_date in (select unnest($d)) group by 1",
+        params,
+    ).fetchall():
+        results[day].loaded_rows = n
+    for day, rule, n in con.execute(
+        f"select _partition_date, rule, count(*) from {rejected_table(source_name)} "
+        "where _partition_date in (select unnest($d)) group by 1, 2 order by 2",
+        params,
+    ).fetchall():
+        results[day].rejected_by_rule[rule] = n
+    for r in results.values():
+        r.rejected_rows = sum(r.rejected_by_rule.values())
+        r.read_rows = r.loaded_rows + r.rejected_rows
+    return [results[d] for d in sorted(results)]
+
+
+def load_partition(
+    con: duckdb.DuckDBPyConnection, source_name: str, day: dt.date, landing_dir: Path
+) -> LoadResult:
+    """Load one day; raises :class:`LandingFileError` if its file is refused."""
+    results, refused = load_partitions(con, source_name, [day], landing_dir)
+    if refused:
+        raise LandingFileError("; ".join(refused))
+    return results[0]
 
 
 def _case(checks: list[tuple[str, str, str]], field: int) -> str:
@@ -296,9 +369,9 @@ def _json_object(columns: list[str]) -> str:
     return "json_object(" + ", ".join(f"{_lit(c)}, l.{q(c)}" for c in columns) + ")"
 
 
-def _typed_select(source: Source, present: set[str]) -> str:
+def _typed_select(source: Source, present: set[str], prefix: str = "") -> str:
     return ", ".join(
-        f"{_typed(c.name, c.sql_type)} as {q(c.name)}"
+        f"{_typed(c.name, c.sql_type, prefix)} as {q(c.name)}"
         if c.name in present
         else f"cast(null as {c.sql_type}) as {q(c.name)}"
         for c in source.columns

@@ -46,7 +46,7 @@ def write(landing, source, day, text, ext="csv"):
 
 def test_every_rejection_reason_is_kept_with_file_row_and_rule(tmp_path, con):
     path = write(tmp_path, "orders", DAY, HEADER + "".join(GOOD) + "".join(BAD.values()))
-    result = load_partition(con, "orders", DAY, path)
+    result = load_partition(con, "orders", DAY, tmp_path)
 
     assert result.loaded_rows == 2
     assert result.rejected_by_rule == {rule: 1 for rule in BAD}
@@ -65,7 +65,7 @@ def test_every_rejection_reason_is_kept_with_file_row_and_rule(tmp_path, con):
 
 def test_values_are_typed_utc_and_extras_kept(tmp_path, con):
     path = write(tmp_path, "orders", DAY, HEADER + "".join(GOOD))
-    load_partition(con, "orders", DAY, path)
+    load_partition(con, "orders", DAY, tmp_path)
     rows = con.execute(
         "select order_id, ordered_at, order_total, _partition_date, _extra, discount_total "
         "from raw.orders order by order_id"
@@ -81,23 +81,23 @@ def test_values_are_typed_utc_and_extras_kept(tmp_path, con):
 def test_rerunning_a_day_replaces_it(tmp_path, con):
     path = write(tmp_path, "orders", DAY, HEADER + "".join(GOOD) + BAD["status_known"])
     for _ in range(3):
-        load_partition(con, "orders", DAY, path)
+        load_partition(con, "orders", DAY, tmp_path)
     assert con.execute("select count(*) from raw.orders").fetchone()[0] == 2
     assert con.execute("select count(*) from raw.orders_rejected").fetchone()[0] == 1
     # a corrected file replaces the partition, rejects included
     write(tmp_path, "orders", DAY, HEADER + GOOD[0])
-    load_partition(con, "orders", DAY, path)
+    load_partition(con, "orders", DAY, tmp_path)
     assert con.execute("select count(*) from raw.orders").fetchone()[0] == 1
     assert con.execute("select count(*) from raw.orders_rejected").fetchone()[0] == 0
 
 
 def test_missing_required_column_refuses_the_file_and_keeps_other_days(tmp_path, con):
     other = write(tmp_path, "orders", DAY, HEADER + GOOD[0])
-    load_partition(con, "orders", DAY, other)
+    load_partition(con, "orders", DAY, tmp_path)
     bad_day = DAY + dt.timedelta(days=1)
     bad = write(tmp_path, "orders", bad_day, "order_id,customer_id,status\nO1,C1,placed\n")
     with pytest.raises(LandingFileError) as err:
-        load_partition(con, "orders", bad_day, bad)
+        load_partition(con, "orders", bad_day, tmp_path)
     message = str(err.value)
     assert str(bad) in message and "ordered_at" in message and "order_total" in message
     assert con.execute("select count(*) from raw.orders").fetchone()[0] == 1
@@ -105,7 +105,7 @@ def test_missing_required_column_refuses_the_file_and_keeps_other_days(tmp_path,
 
 def test_missing_optional_source_gives_an_empty_table(tmp_path, con):
     assert landing_file(tmp_path, "reviews", DAY) is None
-    result = load_partition(con, "reviews", DAY, None)
+    result = load_partition(con, "reviews", DAY, tmp_path)
     assert result.read_rows == 0
     assert con.execute("select count(*) from raw.reviews").fetchone()[0] == 0
 
@@ -127,7 +127,7 @@ def test_parquet_and_jsonl_follow_the_same_rules(tmp_path, con, fmt):
     else:
         text = frame.to_json(orient="records", lines=True) + "{not json\n"
         path.write_text(text)
-    result = load_partition(con, "reviews", DAY, landing_file(tmp_path, "reviews", DAY))
+    result = load_partition(con, "reviews", DAY, tmp_path)
     expected = {"rating_1_to_5": 1, "missing_customer_id": 1}
     if fmt == "jsonl":
         expected["malformed_json"] = 1
@@ -143,7 +143,7 @@ def test_two_files_for_one_day_are_refused(tmp_path):
 
 
 def test_every_source_has_a_raw_and_a_rejected_table(tmp_path, con):
-    load_partition(con, "orders", DAY, None)
+    load_partition(con, "orders", DAY, tmp_path)
     tables = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
     for name in SOURCES:
         assert {name, f"{name}_rejected"} <= tables

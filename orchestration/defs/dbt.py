@@ -2,8 +2,9 @@
 
 ``warehouse`` is every model that does not depend on the ML scores; ``segments`` is
 everything downstream of the ``ml`` sources (``source:ml+``), so a model reading scores
-can never end up upstream of the models that feed the ML assets. dbt tests become asset checks; ``dbt build`` runs them right after
-each model, so an error-severity failure stops everything downstream in dbt.
+can never end up upstream of the models that feed the ML assets. dbt tests become
+asset checks; ``dbt build`` runs them right after each model, so an error-severity
+failure stops everything downstream in dbt.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from orchestration.defs.shared import (
     WarehouseResource,
     partition_dates,
 )
-from orchestration.ingest import LandingFileError, landing_file, load_partition
+from orchestration.ingest import load_partitions
 
 
 def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
@@ -34,30 +34,24 @@ def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
     )
     def _ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         days = partition_dates(context)
+        with warehouse.connect() as con:
+            results, refused = load_partitions(con, source.name, days, SETTINGS.landing_dir)
         totals = {"read": 0, "loaded": 0, "rejected": 0, "files": 0}
         rejected_by_rule: dict[str, int] = {}
-        refused: list[str] = []
-        with warehouse.connect() as con:
-            for day in days:
-                try:
-                    path = landing_file(SETTINGS.landing_dir, source.name, day)
-                    result = load_partition(con, source.name, day, path)
-                except LandingFileError as exc:
-                    # Refuse this day only; the other days of the range still load.
-                    refused.append(str(exc))
-                    context.log.error(str(exc))
-                    continue
-                totals["files"] += path is not None
-                totals["read"] += result.read_rows
-                totals["loaded"] += result.loaded_rows
-                totals["rejected"] += result.rejected_rows
-                for rule, n in result.rejected_by_rule.items():
-                    rejected_by_rule[rule] = rejected_by_rule.get(rule, 0) + n
-                if result.rejected_rows:
-                    context.log.warning(
-                        f"{path}: {result.rejected_rows} row(s) rejected "
-                        f"{result.rejected_by_rule} -> raw.{source.name}_rejected"
-                    )
+        for result in results:
+            totals["files"] += result.file is not None
+            totals["read"] += result.read_rows
+            totals["loaded"] += result.loaded_rows
+            totals["rejected"] += result.rejected_rows
+            for rule, n in result.rejected_by_rule.items():
+                rejected_by_rule[rule] = rejected_by_rule.get(rule, 0) + n
+            if result.rejected_rows:
+                context.log.warning(
+                    f"{result.file}: {result.rejected_rows} row(s) rejected "
+                    f"{result.rejected_by_rule} -> raw.{source.name}_rejected"
+                )
+        for message in refused:
+            context.log.error(message)
         metadata = {
             "partition_range": f"{days[0]}..{days[-1]}",
             "files": totals["files"],
