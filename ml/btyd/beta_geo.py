@@ -1,0 +1,125 @@
+"""BG/NBD (Fader, Hardie & Lee 2005) and MBG/NBD (Batislam, Denizel & Filiztekin 2007)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+
+from ml.btyd._base import TransactionFitter, check_rfm, distinct
+
+
+class BetaGeoFitter(TransactionFitter):
+    """BG/NBD: Poisson purchases at rate lambda ~ Gamma(r, alpha); after each repeat purchase the
+    customer drops out with probability p ~ Beta(a, b).
+
+    Fitted attributes: ``params_`` (r, alpha, a, b), ``log_likelihood_``, ``n_customers_``,
+    ``covariance_log_`` (covariance of the log-parameters), ``converged_``.
+    """
+
+    _param_names = ("r", "alpha", "a", "b")
+    _k = 0.0  # MBG/NBD: 1 (drop-out also possible at the first purchase)
+
+    def _theta0(self, x, tx, T):
+        return np.log([1.0, max(float(np.mean(T)), 1e-3) / 4.0, 1.0, 2.0])
+
+    def _prepare(self, data):
+        return [distinct(v) for v in data]
+
+    def _terms(self, params, x, tx, T, grad=False):
+        """Log-likelihood pieces; special functions are evaluated once per distinct x, t_x, T."""
+        r, alpha, a, b = params
+        k = self._k
+        x, tx, T = distinct(x), distinct(tx), distinct(T)
+        xf = x.full
+        has3 = (xf > 0) | (k > 0)
+        blab = betaln(a, b)
+        a1 = x.apply(lambda v: gammaln(r + v) - gammaln(r) + r * np.log(alpha))
+        log_at = T.apply(lambda v: np.log(alpha + v))
+        log_atx = tx.apply(lambda v: np.log(alpha + v))
+        a2 = x.apply(lambda v: betaln(a, b + v + k) - blab) - (r + xf) * log_at
+        b3 = x.apply(lambda v: betaln(a + 1, b + np.where((v > 0) | (k > 0), v, 1.0) + k - 1))
+        a3 = np.where(has3, b3 - blab - (r + xf) * log_atx, -np.inf)
+        if not grad:
+            return a1, a2, a3
+        psi_abx = x.apply(lambda v: digamma(a + b + v + k))
+        ab_x = (
+            x.apply(lambda v: digamma(r + v) - digamma(r)),
+            x.apply(lambda v: digamma(b + v + k)),
+            x.apply(
+                lambda v: np.where((v > 0) | (k > 0), digamma(b + np.maximum(v, 1 - k) + k - 1), 0)
+            ),
+        )
+        return a1, a2, a3, (xf, has3, log_at, log_atx, psi_abx, ab_x, T.full, tx.full)
+
+    def _loglik(self, params, x, tx, T, grad=False):
+        r, alpha, a, b = params
+        if not grad:
+            a1, a2, a3 = self._terms(params, x, tx, T)
+            return a1 + np.logaddexp(a2, a3), None
+        a1, a2, a3, (xf, has3, log_at, log_atx, psi_abx, ab_x, tf, txf) = self._terms(
+            params, x, tx, T, grad=True
+        )
+        psi_rx, psi_bx, psi_bx1 = ab_x
+        lse = np.logaddexp(a2, a3)
+        w3 = np.exp(a3 - lse)
+        w2 = 1.0 - w3
+        psi_ab = digamma(a + b)
+        g = np.empty((xf.size, 4))
+        g[:, 0] = psi_rx + np.log(alpha) - w2 * log_at - w3 * log_atx
+        g[:, 1] = r / alpha - (r + xf) * (w2 / (alpha + tf) + w3 / (alpha + txf))
+        g[:, 2] = (
+            w2 * (digamma(a) - psi_abx) + w3 * (digamma(a + 1) - psi_abx) - (digamma(a) - psi_ab)
+        )
+        g[:, 3] = (
+            w2 * (psi_bx - psi_abx)
+            + np.where(has3, w3 * (psi_bx1 - psi_abx), 0.0)
+            - (digamma(b) - psi_ab)
+        )
+        return a1 + lse, g
+
+    def conditional_probability_alive(self, frequency, recency, T) -> np.ndarray:
+        """P(alive at T | x, t_x, T); exactly 1 for BG/NBD customers with no repeat purchase."""
+        params = self._check_fitted()
+        x, tx, t_end = check_rfm(frequency, recency, T)
+        _, a2, a3 = self._terms(params, x, tx, t_end)
+        return expit(a2 - a3)
+
+    def predict(self, t, frequency, recency, T) -> np.ndarray:
+        """Conditional expected number of purchases in (T, T + t] given (x, t_x, T).
+
+        E = (a+b+x+k-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x+k; a+b+x+k-1; z)]
+        * P(alive), z = t / (alpha+T+t). The 2F1 is Euler-transformed to
+        (1-z)^(a-1) 2F1(a+b+k-1-r, a-1; a+b+x+k-1; z), which stays bounded for large x.
+        """
+        r, alpha, a, b = self._check_fitted()
+        x, tx, t_end = check_rfm(frequency, recency, T)
+        t = np.asarray(t, dtype=float)
+        if np.any(t < 0) or not np.all(np.isfinite(t)):
+            raise ValueError("t must be finite and non-negative")
+        if abs(a - 1.0) < 1e-7:  # removable singularity at a == 1
+            a = 1.0 + 1e-7
+        bk = b + self._k
+        log_ratio = np.log(alpha + t_end) - np.log(alpha + t_end + t)
+        z = -np.expm1(log_ratio)
+        hyp = hyp2f1(a + bk - 1 - r, a - 1, a + bk + x - 1, z)
+        bracket = -np.expm1((a - 1) * log_ratio + np.log(hyp)) / (a - 1)
+        return (a + bk + x - 1) * bracket * self.conditional_probability_alive(x, tx, t_end)
+
+    def probability_of_zero_purchases(self, t, frequency, recency, T) -> np.ndarray:
+        """P(no purchase in (T, T + t] | x, t_x, T).
+
+        Dead customers never buy; an alive one (lambda | alive ~ Gamma(r + x, alpha + T)) cannot
+        drop out before buying again, so P = 1 - P(alive) + P(alive) ((alpha+T)/(alpha+T+t))^(r+x).
+        """
+        r, alpha, _, _ = self._check_fitted()
+        x, tx, t_end = check_rfm(frequency, recency, T)
+        p_alive = self.conditional_probability_alive(x, tx, t_end)
+        log_no_buy = (r + x) * (np.log(alpha + t_end) - np.log(alpha + t_end + np.asarray(t)))
+        return 1.0 - p_alive * -np.expm1(log_no_buy)
+
+
+class ModifiedBetaGeoFitter(BetaGeoFitter):
+    """MBG/NBD: like BG/NBD, but the customer may also drop out right after the first purchase, so
+    one-time buyers have P(alive) < 1."""
+
+    _k = 1.0
