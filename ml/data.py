@@ -1,0 +1,201 @@
+"""Input container for the models: the staging-layer tables as pandas DataFrames.
+
+``ml`` never reads the warehouse itself; the orchestration builds a :class:`LifecycleData`
+from the staging tables and passes it in. Every timestamp is handled as a naive UTC
+``datetime64[ns]``; every id is handled as a string so the tables join reliably.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import pandas as pd
+
+ORDER_STATUSES = ("placed", "shipped", "delivered", "cancelled", "returned")
+# Tie-break between versions of one order with the same updated_at (later stage wins).
+_STATUS_RANK = {"placed": 0, "shipped": 1, "delivered": 2, "returned": 3, "cancelled": 4}
+
+# table -> {column: kind}; kind is one of "id", "str", "float", "datetime".
+SCHEMAS: dict[str, dict[str, str]] = {
+    "orders": {
+        "order_id": "id",
+        "customer_id": "id",
+        "ordered_at": "datetime",
+        "status": "str",
+        "order_total": "float",
+        "discount_total": "float",
+        "shipping_total": "float",
+        "item_count": "float",
+        "channel": "str",
+        "promised_delivery_date": "datetime",
+        "delivered_at": "datetime",
+        "updated_at": "datetime",
+    },
+    "reviews": {
+        "review_id": "id",
+        "customer_id": "id",
+        "order_id": "id",
+        "rating": "float",
+        "created_at": "datetime",
+    },
+    "surveys": {
+        "response_id": "id",
+        "customer_id": "id",
+        "survey": "str",
+        "score": "float",
+        "responded_at": "datetime",
+    },
+    "checkouts": {
+        "checkout_id": "id",
+        "customer_id": "id",
+        "started_at": "datetime",
+        "cart_value": "float",
+        "completed_order_id": "id",
+    },
+    "customers": {
+        "customer_id": "id",
+        "signed_up_at": "datetime",
+        "country": "str",
+        "acquisition_channel": "str",
+    },
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "orders": ("order_id", "customer_id", "ordered_at", "status", "order_total"),
+    "reviews": ("review_id", "customer_id", "rating", "created_at"),
+    "surveys": ("response_id", "customer_id", "survey", "score", "responded_at"),
+    "checkouts": ("checkout_id", "customer_id", "started_at", "cart_value"),
+    "customers": ("customer_id", "signed_up_at"),
+}
+# Column holding "when the row became known", used to cut a table at a point in time.
+KNOWN_AT = {
+    "orders": "updated_at",
+    "reviews": "created_at",
+    "surveys": "responded_at",
+    "checkouts": "started_at",
+    "customers": "signed_up_at",
+}
+
+
+def to_timestamp(value: object) -> pd.Timestamp:
+    """Return ``value`` as a naive UTC :class:`pandas.Timestamp` (tz-aware input is converted)."""
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def _to_datetime(col: pd.Series) -> pd.Series:
+    out = pd.to_datetime(col, utc=True, errors="raise", format="mixed")
+    return out.dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def _to_id(col: pd.Series) -> pd.Series:
+    return col.astype(object).where(col.notna(), None).map(lambda v: v if v is None else str(v))
+
+
+def empty_frame(table: str) -> pd.DataFrame:
+    """Return an empty, correctly typed DataFrame for ``table`` (a key of :data:`SCHEMAS`)."""
+    return normalize_frame(table, pd.DataFrame(columns=list(SCHEMAS[table])))
+
+
+def normalize_frame(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Validate and type one table.
+
+    Raises ``ValueError`` when a required column is missing or an order status is unknown.
+    Missing optional columns are added as null (as the landing contract reads them); extra
+    columns are kept. Ids become strings, timestamps naive UTC, numbers float. For orders a
+    null ``updated_at`` defaults to ``ordered_at``.
+    """
+    schema = SCHEMAS[table]
+    missing = [c for c in REQUIRED[table] if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{table}: missing required column(s) {missing}")
+    out = frame.copy()
+    for col, kind in schema.items():
+        if col not in out.columns:
+            out[col] = None
+        if kind == "datetime":
+            out[col] = _to_datetime(out[col])
+        elif kind == "float":
+            out[col] = pd.to_numeric(out[col], errors="raise").astype(float)
+        elif kind == "id":
+            out[col] = _to_id(out[col])
+        else:
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+    if table == "orders":
+        bad = set(out["status"].dropna().unique()) - set(ORDER_STATUSES)
+        if bad or out["status"].isna().any():
+            raise ValueError(f"orders: unknown or null status values {sorted(map(str, bad))}")
+        out["updated_at"] = out["updated_at"].fillna(out["ordered_at"])
+    return out.reset_index(drop=True)
+
+
+@dataclass
+class LifecycleData:
+    """The staging tables the models read (see :data:`SCHEMAS` for the columns).
+
+    Only ``orders`` is required; the other tables default to empty frames. ``orders`` holds
+    every version of every order (change data capture: one row per status change, with
+    ``updated_at`` = when the version became known). Frames are validated and typed on
+    construction (see :func:`normalize_frame`).
+    """
+
+    orders: pd.DataFrame
+    reviews: pd.DataFrame = field(default_factory=lambda: empty_frame("reviews"))
+    surveys: pd.DataFrame = field(default_factory=lambda: empty_frame("surveys"))
+    checkouts: pd.DataFrame = field(default_factory=lambda: empty_frame("checkouts"))
+    customers: pd.DataFrame = field(default_factory=lambda: empty_frame("customers"))
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            frame = getattr(self, f.name)
+            if frame is None:
+                frame = pd.DataFrame(columns=list(SCHEMAS[f.name]))
+            setattr(self, f.name, normalize_frame(f.name, frame))
+
+    @staticmethod
+    def empty_frames() -> dict[str, pd.DataFrame]:
+        """Return an empty typed DataFrame per table, keyed by table name."""
+        return {table: empty_frame(table) for table in SCHEMAS}
+
+    @property
+    def end(self) -> pd.Timestamp:
+        """Latest timestamp known in any table (the default "data end" for label maturity)."""
+        stamps = [getattr(self, t)[c].max() for t, c in KNOWN_AT.items()]
+        stamps.append(self.orders["ordered_at"].max())
+        stamps = [s for s in stamps if pd.notna(s)]
+        if not stamps:
+            raise ValueError("no timestamps in the data")
+        return max(stamps)
+
+    def as_of(self, as_of: object) -> LifecycleData:
+        """Return the data as it was known at ``as_of`` (rows known later are dropped).
+
+        Order versions with ``updated_at > as_of`` are dropped (older versions stay), and so
+        are reviews, survey answers and checkouts after ``as_of``. Customers who signed up
+        later are dropped; customers with a null ``signed_up_at`` are kept.
+        """
+        ts = to_timestamp(as_of)
+        cut = {}
+        for table, col in KNOWN_AT.items():
+            frame = getattr(self, table)
+            keep = frame[col] <= ts
+            if table == "customers":
+                keep |= frame[col].isna()
+            cut[table] = frame[keep]
+        return LifecycleData(**cut)
+
+
+def order_snapshot(orders: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Latest known version of every order placed at or before ``cutoff``.
+
+    Uses only versions with ``updated_at <= cutoff``; a ``delivered_at`` later than the cutoff
+    is treated as not yet known (NaT). Ties on ``updated_at`` go to the later lifecycle stage.
+    """
+    cutoff = to_timestamp(cutoff)
+    known = orders[(orders["updated_at"] <= cutoff) & (orders["ordered_at"] <= cutoff)].copy()
+    known["_rank"] = known["status"].map(_STATUS_RANK)
+    known = known.sort_values(["order_id", "updated_at", "_rank"], kind="mergesort")
+    snap = known.drop_duplicates("order_id", keep="last").drop(columns="_rank")
+    snap.loc[snap["delivered_at"] > cutoff, "delivered_at"] = pd.NaT
+    return snap.reset_index(drop=True)

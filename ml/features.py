@@ -1,0 +1,230 @@
+"""Point-in-time customer features and churn labels.
+
+Everything in :func:`build_features` is computed from what was *known* at the cutoff: the
+latest version of each order with ``updated_at <= cutoff`` (see :func:`ml.data.order_snapshot`),
+and reviews, survey answers and checkouts with timestamps ``<= cutoff``. Comparisons are
+inclusive; pass the instant that ends the as-of day if that is what "as of day D" means.
+Durations are in (fractional) days.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ml.data import LifecycleData, order_snapshot, to_timestamp
+
+DAY = pd.Timedelta(days=1)
+WINDOWS = (30, 90, 180, 365)
+MIN_BTYD_CUSTOMERS = 20  # below this, BTYD columns are NaN (no fit)
+
+
+def _days(delta: pd.Series) -> pd.Series:
+    return delta / DAY
+
+
+def _purchases(data: LifecycleData, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(snapshot of all orders known at cutoff, its non-cancelled orders sorted by time)."""
+    snap = order_snapshot(data.orders, cutoff)
+    valid = snap[snap["status"] != "cancelled"].sort_values(
+        ["customer_id", "ordered_at", "order_id"], kind="mergesort"
+    )
+    return snap, valid.reset_index(drop=True)
+
+
+def _order_features(snap: pd.DataFrame, v: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    g = v.groupby("customer_id", sort=True)
+    f = pd.DataFrame(index=g.size().index)
+    f["recency_days"] = _days(cutoff - g["ordered_at"].max())
+    f["frequency"] = g.size().astype(float)
+    f["monetary_total"] = g["order_total"].sum()
+    f["monetary_mean"] = g["order_total"].mean()
+    f["tenure_days"] = _days(cutoff - g["ordered_at"].min())
+
+    gap = _days(g["ordered_at"].diff())
+    gg = gap.groupby(v["customer_id"])
+    f["gap_mean"] = gg.mean()
+    f["gap_median"] = gg.median()
+    f["recency_gap_ratio"] = f["recency_days"] / f["gap_mean"].where(f["gap_mean"] > 0)
+    f["last_gap_ratio"] = gg.last() / f["gap_mean"].where(f["gap_mean"] > 0)
+
+    for w in WINDOWS:
+        recent = v["ordered_at"] > cutoff - w * DAY
+        f[f"orders_{w}d"] = recent.groupby(v["customer_id"]).sum().astype(float)
+    last90 = v["order_total"].where(v["ordered_at"] > cutoff - 90 * DAY, 0.0)
+    prior = (v["ordered_at"] <= cutoff - 90 * DAY) & (v["ordered_at"] > cutoff - 180 * DAY)
+    prior90 = v["order_total"].where(prior, 0.0)
+    f["spend_90d"] = last90.groupby(v["customer_id"]).sum()
+    f["spend_prior_90d"] = prior90.groupby(v["customer_id"]).sum()
+    f["spend_trend"] = np.log1p(f["spend_90d"]) - np.log1p(f["spend_prior_90d"])
+
+    disc = v["discount_total"].fillna(0.0)
+    f["discounted_order_share"] = (disc > 0).groupby(v["customer_id"]).mean()
+    gross = f["monetary_total"] + disc.groupby(v["customer_id"]).sum()
+    f["discount_rate"] = (disc.groupby(v["customer_id"]).sum() / gross.where(gross > 0)).fillna(0)
+    f["return_share"] = (v["status"] == "returned").groupby(v["customer_id"]).mean()
+    cancelled = (snap["status"] == "cancelled").groupby(snap["customer_id"]).mean()
+    f["cancel_share"] = cancelled.reindex(f.index)
+    return f.join(_delivery_features(v, cutoff))
+
+
+def _delivery_features(v: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Late-delivery share, mean delay and last-order-late flag.
+
+    An order is *evaluable* at the cutoff when its delivery is known (``delivered_at`` known by
+    the cutoff) or it is still undelivered (placed/shipped) after its promised date has passed,
+    which counts as late. Delay is whole days after the promised date, 0 when on time.
+    """
+    promised = v["promised_delivery_date"].dt.normalize()
+    delivered = v["delivered_at"].dt.normalize()
+    pending = v["delivered_at"].isna() & v["status"].isin(["placed", "shipped"])
+    as_of_day = cutoff.normalize()
+    overdue = pending & (as_of_day > promised)
+    delay = _days(delivered - promised).where(delivered.notna(), _days(as_of_day - promised))
+    evaluable = promised.notna() & (delivered.notna() | overdue)
+    delay = delay.clip(lower=0).where(evaluable)
+    late = (delay > 0).astype(float).where(evaluable)
+    by = v["customer_id"]
+    out = pd.DataFrame({"late_share": late.groupby(by).mean()})
+    out["mean_delay_days"] = delay.groupby(by).mean()
+    # v is sorted by ordered_at within customer: the last row is the latest order.
+    last_rows = v.groupby("customer_id").tail(1).index
+    out["last_order_late"] = pd.Series(late[last_rows].values, index=by[last_rows].values)
+    return out
+
+
+def _experience_features(data: LifecycleData, cutoff: pd.Timestamp, snap: pd.DataFrame):
+    r = data.reviews[data.reviews["created_at"] <= cutoff]
+    rg = r.groupby("customer_id")["rating"]
+    out = pd.DataFrame({"rating_mean": rg.mean(), "rating_min": rg.min()})
+    out["n_reviews"] = rg.size().astype(float)
+
+    s = data.surveys[data.surveys["responded_at"] <= cutoff]
+    s = s.sort_values(["customer_id", "responded_at", "response_id"], kind="mergesort")
+    latest = s.drop_duplicates("customer_id", keep="last").set_index("customer_id")["score"]
+    out = out.join(pd.DataFrame({"nps_latest": latest}), how="outer")
+    out["nps_promoter"] = (out["nps_latest"] >= 9).astype(float)
+    out["nps_passive"] = out["nps_latest"].between(7, 8).astype(float)
+    out["nps_detractor"] = (out["nps_latest"] <= 6).astype(float)
+
+    c = data.checkouts
+    c = c[(c["started_at"] <= cutoff) & (c["started_at"] > cutoff - 90 * DAY)]
+    # A checkout completed by an order not yet known at the cutoff was still abandoned then.
+    abandoned = ~c["completed_order_id"].isin(set(snap["order_id"]))
+    out = out.join(
+        abandoned.groupby(c["customer_id"]).sum().rename("abandoned_checkouts_90d"), how="outer"
+    )
+    return out
+
+
+def _slug(name: object) -> str:
+    text = "unknown" if name is None or pd.isna(name) else str(name)
+    return re.sub(r"[^0-9a-z]+", "_", text.strip().lower()).strip("_") or "unknown"
+
+
+def _customer_features(data: LifecycleData, cutoff: pd.Timestamp, index: pd.Index):
+    cust = data.customers[~(data.customers["signed_up_at"] > cutoff)]
+    cust = cust.drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    cust = cust.reindex(index)
+    out = pd.DataFrame({"days_since_signup": _days(cutoff - cust["signed_up_at"])}, index=index)
+    channel = cust["acquisition_channel"].map(_slug)
+    dummies = pd.get_dummies(channel, prefix="acq", dtype=float)
+    return out.join(dummies.reindex(sorted(dummies.columns), axis=1))
+
+
+def btyd_features(data: LifecycleData, cutoff: object, horizon_days: int = 90) -> pd.DataFrame:
+    """BG/NBD outputs fitted on the orders known at ``cutoff`` (daily purchase periods).
+
+    The RFM summary (:func:`ml.clv.rfm_summary`) is built from the point-in-time snapshot of
+    non-cancelled orders, and :class:`ml.btyd.BetaGeoFitter` is fitted on it. Returns
+    ``btyd_p_no_purchase`` (P(no purchase in the next ``horizon_days``)) and
+    ``btyd_expected_purchases`` (expected purchases in that horizon), indexed by customer_id.
+    Returns an empty frame when the BTYD modules are not available; NaN columns when the fit
+    fails (with a ``RuntimeWarning``) or fewer than ``MIN_BTYD_CUSTOMERS`` customers have orders.
+    """
+    try:
+        from ml.btyd import BetaGeoFitter
+        from ml.clv import rfm_summary
+    except ImportError:
+        return pd.DataFrame(index=pd.Index([], name="customer_id"))
+    cutoff = to_timestamp(cutoff)
+    _, v = _purchases(data, cutoff)
+    columns = ["btyd_p_no_purchase", "btyd_expected_purchases"]
+    customers = pd.Index(v["customer_id"].unique(), name="customer_id").sort_values()
+    nan = pd.DataFrame(np.nan, index=customers, columns=columns)
+    if len(customers) < MIN_BTYD_CUSTOMERS:
+        return nan
+    rfm = rfm_summary(v, cutoff, datetime_col="ordered_at", value_col="order_total")
+    rfm = rfm.set_index("customer_id").reindex(customers)
+    args = (horizon_days, rfm["frequency"], rfm["recency"], rfm["T"])
+    try:
+        bg = BetaGeoFitter().fit(rfm["frequency"], rfm["recency"], rfm["T"])
+        p0 = np.asarray(bg.probability_of_zero_purchases(*args), float)
+        expected = np.asarray(bg.predict(*args), float)
+    except (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        warnings.warn(f"BG/NBD fit failed at {cutoff}: {exc}", RuntimeWarning, stacklevel=2)
+        return nan
+    return pd.DataFrame({columns[0]: p0, columns[1]: expected}, index=customers)
+
+
+def build_features(data: LifecycleData, cutoff: object, horizon_days: int = 90) -> pd.DataFrame:
+    """Point-in-time features, one row per customer with a non-cancelled order by ``cutoff``.
+
+    Parameters
+    ----------
+    data : LifecycleData
+        All known data; rows after ``cutoff`` are ignored.
+    cutoff : timestamp-like
+        The as-of instant (inclusive).
+    horizon_days : int
+        Horizon of the BTYD features (P(no purchase), expected purchases).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id`` (sorted), float columns; NaN where undefined (e.g. gaps of a
+        one-time buyer). ``acq_*`` one-hot columns depend on the channels present.
+    """
+    cutoff = to_timestamp(cutoff)
+    snap, valid = _purchases(data, cutoff)
+    feats = _order_features(snap, valid, cutoff)
+    exp = _experience_features(data, cutoff, snap)
+    feats = feats.join(exp.reindex(feats.index))
+    for col in (
+        "n_reviews",
+        "abandoned_checkouts_90d",
+        "nps_promoter",
+        "nps_passive",
+        "nps_detractor",
+    ):
+        feats[col] = feats[col].fillna(0.0)
+    feats = feats.join(_customer_features(data, cutoff, feats.index))
+    btyd = btyd_features(data, cutoff, horizon_days)
+    feats = feats.join(btyd.reindex(feats.index)) if len(btyd.columns) else feats
+    feats.index.name = "customer_id"
+    return feats.astype(float)
+
+
+def churn_labels(
+    data: LifecycleData, cutoff: object, horizon_days: int = 90, as_of: object | None = None
+) -> pd.Series:
+    """1 if the customer placed no non-cancelled order in ``(cutoff, cutoff + horizon]``.
+
+    Population: the customers of :func:`build_features` at ``cutoff``. Orders in the window
+    are judged by their latest version known at ``as_of`` (default: ``data.end``). Raises
+    ``ValueError`` if the label has not matured (``cutoff + horizon > as_of``).
+    """
+    cutoff = to_timestamp(cutoff)
+    as_of = data.end if as_of is None else to_timestamp(as_of)
+    end = cutoff + horizon_days * DAY
+    if end > as_of:
+        raise ValueError(f"label at {cutoff} not matured: {end} > as_of {as_of}")
+    _, valid = _purchases(data, cutoff)
+    population = pd.Index(sorted(valid["customer_id"].unique()), name="customer_id")
+    _, later = _purchases(data, as_of)
+    window = later[(later["ordered_at"] > cutoff) & (later["ordered_at"] <= end)]
+    churned = ~population.isin(window["customer_id"].unique())
+    return pd.Series(churned.astype(int), index=population, name="churned")
