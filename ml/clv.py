@@ -171,3 +171,17 @@ def fit_clv(summary: pd.DataFrame, model: str = "bgnbd", discount_rate: float = 
     tm = models[model]().fit(x, tx, T)
     sm = GammaGammaFitter().fit(x, m)
     return ClvModel(tm, sm, discount_rate, {"model": model, "n_customers": len(summary)})
+
+
+def summary_from_orders(orders: pd.DataFrame, cutoff) -> pd.DataFrame:
+    """:func:`rfm_summary` of the orders known at ``cutoff`` (CDC versions, see
+    :class:`ml.data.LifecycleData`): a purchase is an order not cancelled as of the cutoff;
+    a returned order counts as a purchase worth 0."""
+    from ml.data import order_snapshot
+
+    snap = order_snapshot(orders, cutoff)
+    snap = snap[snap["status"] != "cancelled"]
+    value = snap["order_total"].where(snap["status"] != "returned", 0.0).fillna(0.0)
+    return rfm_summary(
+        snap.assign(value=value), cutoff, datetime_col="ordered_at", value_col="value"
+    )

@@ -9,9 +9,9 @@ import uuid
 
 import dagster as dg
 import pandas as pd
-from ml.clv import fit_clv, rfm_summary
 
 from ml.churn import ChurnModel
+from ml.clv import fit_clv, summary_from_orders
 from orchestration.defs.shared import (
     DAILY,
     SETTINGS,
@@ -75,13 +75,13 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     with warehouse.connect() as con:
         ensure_ml_tables(con)
         data = load_lifecycle_data(con, as_of)
-        model = ChurnModel(horizon_days=SETTINGS.churn_horizon_days)
+        model = ChurnModel(horizon_days=SETTINGS.churn_horizon_days, n_threads=1)
         try:
             model.fit(data, as_of_cutoff(as_of))
         except ValueError as exc:  # too little matured history to train on
             context.log.warning(f"churn model not trained for {as_of}: {exc}")
             return dg.MaterializeResult(metadata={"as_of_date": str(as_of), "skipped": str(exc)})
-        scores = model.predict_proba(data, as_of_cutoff(as_of)).reset_index()
+        scores = model.predict_proba(data, as_of_cutoff(as_of))
         version = _version("churn", as_of, model.metrics_)
         scores["as_of_date"] = as_of
         scores["model_version"] = version
@@ -109,21 +109,22 @@ def clv_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     with warehouse.connect() as con:
         ensure_ml_tables(con)
         data = load_lifecycle_data(con, as_of)
-        summary = rfm_summary(data.purchases(), as_of_cutoff(as_of))
+        summary = summary_from_orders(data.orders, as_of_cutoff(as_of))
         model = fit_clv(summary)
         scores = model.score(summary, horizon_days=365).reset_index(drop=True)
-        version = _version("clv", as_of, model.params_)
+        params = {**model.transaction_model.params_, **model.spend_model.params_}
+        version = _version("clv", as_of, params)
         scores["as_of_date"] = as_of
         scores["model_version"] = version
         scores["scored_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
         n = replace_rows(con, "clv_predictions", scores, "as_of_date = $d", {"d": as_of})
-        _record_run(con, "clv", version, as_of, model.params_)
+        _record_run(con, "clv", version, as_of, params)
     return dg.MaterializeResult(
         metadata={
             "as_of_date": str(as_of),
             "model_version": version,
             "dagster/row_count": n,
-            "params": model.params_,
+            "params": {k: round(float(v), 6) for k, v in params.items()},
         }
     )
 
