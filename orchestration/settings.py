@@ -35,7 +35,7 @@ class Settings:
     warehouse: Path
     start_date: dt.date | None
     timezone: str
-    schedule_cron: str
+    schedule_time: dt.time
     churn_horizon_days: int
     model_dir: Path
 
@@ -47,6 +47,14 @@ class Settings:
             return self.start_date
         days = landing_days(self.landing_dir, "orders")
         return days[0] if days else dt.date.today() - dt.timedelta(days=730)
+
+
+def _time(var: str, default: str) -> dt.time:
+    raw = os.environ.get(var) or default
+    try:
+        return dt.time.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValueError(f"{var} must be HH:MM, got {raw!r}") from exc
 
 
 def landing_days(landing_dir: Path, source: str) -> list[dt.date]:
@@ -74,7 +82,7 @@ def load_settings() -> Settings:
         warehouse=_path("LIFECYCLE_WAREHOUSE", "data/warehouse/lifecycle.duckdb"),
         start_date=start_date,
         timezone=os.environ.get("LIFECYCLE_TIMEZONE") or "UTC",
-        schedule_cron=os.environ.get("LIFECYCLE_SCHEDULE_CRON") or "0 2 * * *",
+        schedule_time=_time("LIFECYCLE_SCHEDULE_TIME", "02:00"),
         churn_horizon_days=_int("LIFECYCLE_CHURN_HORIZON_DAYS", 90),
         model_dir=_path("LIFECYCLE_MODEL_DIR", "data/models"),
     )

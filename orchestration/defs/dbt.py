@@ -7,7 +7,6 @@ asset checks; ``dbt build`` runs them right after each model, so an error-severi
 failure stops everything downstream in dbt.
 """
 
-from __future__ import annotations
 
 import json
 from collections.abc import Mapping

@@ -1,6 +1,5 @@
 """Ingest: one daily-partitioned asset per landing source -> ``raw.<source>``."""
 
-from __future__ import annotations
 
 import dagster as dg
 

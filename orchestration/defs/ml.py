@@ -1,6 +1,5 @@
 """ML assets: nightly churn and CLV scores for the as-of day (glue around ``ml/``)."""
 
-from __future__ import annotations
 
 import datetime as dt
 import hashlib

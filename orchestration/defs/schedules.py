@@ -1,4 +1,5 @@
-"""The nightly job and its schedule: the whole chain for yesterday's partition."""
+"""The nightly job and its schedule: the whole chain for yesterday's partition, at
+LIFECYCLE_SCHEDULE_TIME in the partitions' time zone (LIFECYCLE_TIMEZONE)."""
 
 import dagster as dg
 
@@ -14,8 +15,8 @@ nightly = dg.define_asset_job(
 nightly_schedule = dg.build_schedule_from_partitioned_job(
     nightly,
     name="nightly_schedule",
-    cron_schedule=SETTINGS.schedule_cron,
-    execution_timezone=SETTINGS.timezone,
+    hour_of_day=SETTINGS.schedule_time.hour,
+    minute_of_hour=SETTINGS.schedule_time.minute,
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 

@@ -1,6 +1,5 @@
 """Definitions every asset shares: settings, the daily partitions, pools and resources."""
 
-from __future__ import annotations
 
 import datetime as dt
 import os
