@@ -28,11 +28,17 @@ setup: uv
 	@cp -n deploy/dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
 	$(UV) run dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
 
-# The demo landing zone: only generated when the landing dir is the default one.
+DEMO_END ?= $(shell date -u -d yesterday +%F)
+DEMO_START ?= $(shell date -u -d "$(DEMO_END) - $$(( $(DEMO_DAYS) - 1 )) days" +%F)
+
+# The demo landing zone, generated once (`make clean` to regenerate), and only when the
+# landing dir is the default one: with your own LIFECYCLE_LANDING_DIR nothing is simulated.
 demo-data: setup
-	@if [ "$(LIFECYCLE_LANDING_DIR)" = "data/landing" ] && [ ! -f data/landing/.complete ]; then \
-	  $(UV) run python -m simulator --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS) \
-	    --seed $(DEMO_SEED) --out data/landing && touch data/landing/.complete; \
+	@if [ "$(LIFECYCLE_LANDING_DIR)" = "data/landing" ] && [ ! -f data/.demo-complete ]; then \
+	  echo "Simulating $(DEMO_CUSTOMERS) customers, $(DEMO_START) .. $(DEMO_END) -> data/landing"; \
+	  $(UV) run python -m simulator --customers $(DEMO_CUSTOMERS) --start $(DEMO_START) \
+	    --end $(DEMO_END) --seed $(DEMO_SEED) --out data/landing --clean >/dev/null \
+	  && touch data/.demo-complete; \
 	fi
 
 run: demo-data

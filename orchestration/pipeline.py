@@ -33,7 +33,7 @@ def day_range() -> tuple[dt.date, dt.date]:
 def run(first: dt.date, last: dt.date) -> dg.ExecuteInProcessResult:
     from orchestration.definitions import defs
 
-    job = defs().get_job_def("nightly")
+    job = defs().resolve_job_def("nightly")
     with dg.DagsterInstance.get() as instance:
         return job.execute_in_process(
             instance=instance,

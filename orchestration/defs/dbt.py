@@ -7,7 +7,6 @@ asset checks; ``dbt build`` runs them right after each model, so an error-severi
 failure stops everything downstream in dbt.
 """
 
-
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from orchestration.defs.shared import DAILY, SINGLE_RUN, WAREHOUSE_POOL, partition_dates
+from orchestration.defs.shared import WAREHOUSE_POOL, run_day_range
 from orchestration.settings import DBT_PROJECT_DIR
 
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -38,17 +37,18 @@ class LifecycleTranslator(DagsterDbtTranslator):
 
 
 def dbt_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
-    """dbt vars for the run's partition range: the models build as of its last day."""
-    days = partition_dates(context)
-    return {
-        "min_date": days[0].isoformat(),
-        "max_date": days[-1].isoformat(),
-        "as_of_date": days[-1].isoformat(),
-    }
+    """dbt vars: the days this run loaded (``min_date``/``max_date``), when it loaded any.
+
+    The as-of date is not passed: the models are built as of the newest loaded day (the
+    ``lifecycle_as_of_date`` macro), so backfilling old days never rolls marts back."""
+    days = run_day_range(context)
+    return {"min_date": days[0].isoformat(), "max_date": days[1].isoformat()} if days else {}
 
 
 def build_dbt_assets(name: str, select: str, exclude: str = "") -> dg.AssetsDefinition:
-    """Daily-partitioned dbt assets for one selection, built with ``dbt build``."""
+    """dbt assets for one selection, built with ``dbt build``. They are not partitioned:
+    each build is the warehouse as of the newest loaded day (one event per model, however
+    many days a backfill loads)."""
 
     @dbt_assets(
         name=name,
@@ -57,13 +57,13 @@ def build_dbt_assets(name: str, select: str, exclude: str = "") -> dg.AssetsDefi
         select=select,
         exclude=exclude,
         dagster_dbt_translator=LifecycleTranslator(),
-        partitions_def=DAILY,
-        backfill_policy=SINGLE_RUN,
         pool=WAREHOUSE_POOL,
     )
     def _dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        args = ["build", "--vars", json.dumps(dbt_vars(context))]
-        yield from dbt.cli(args, context=context).stream()
+        dbt_args = ["build"]
+        if variables := dbt_vars(context):
+            dbt_args += ["--vars", json.dumps(variables)]
+        yield from dbt.cli(dbt_args, context=context).stream()
 
     return _dbt
 

@@ -1,6 +1,5 @@
 """Ingest: one daily-partitioned asset per landing source -> ``raw.<source>``."""
 
-
 import dagster as dg
 
 from orchestration.contract import SOURCES, Source

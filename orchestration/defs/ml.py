@@ -1,6 +1,5 @@
 """ML assets: nightly churn and CLV scores for the as-of day (glue around ``ml/``)."""
 
-
 import datetime as dt
 import hashlib
 import json
@@ -11,14 +10,7 @@ import pandas as pd
 
 from ml.churn import ChurnModel
 from ml.clv import fit_clv, summary_from_orders
-from orchestration.defs.shared import (
-    DAILY,
-    SETTINGS,
-    SINGLE_RUN,
-    WAREHOUSE_POOL,
-    WarehouseResource,
-    partition_dates,
-)
+from orchestration.defs.shared import SETTINGS, WAREHOUSE_POOL, WarehouseResource
 from orchestration.ml_io import as_of_cutoff, load_lifecycle_data
 from orchestration.warehouse import ensure_ml_tables, replace_rows
 
@@ -28,11 +20,18 @@ STAGING_INPUTS = [
 ]
 ML_ASSET = dict(
     group_name="ml",
-    partitions_def=DAILY,
-    backfill_policy=SINGLE_RUN,
     pool=WAREHOUSE_POOL,
     kinds={"python", "scikitlearn", "duckdb"},
 )
+
+
+def newest_loaded_day(con) -> dt.date:
+    """Models score as of the newest day loaded into ``raw.orders`` (not the run's
+    partitions): a backfill of old days refreshes scores for the newest date only."""
+    day = con.execute("select max(_partition_date) from raw.orders").fetchone()[0]
+    if day is None:
+        raise dg.Failure("raw.orders is empty: load at least one day before scoring")
+    return day
 
 
 def _version(kind: str, as_of: dt.date, payload: object) -> str:
@@ -70,9 +69,9 @@ def _record_run(con, kind: str, version: str, as_of: dt.date, metrics: dict) -> 
     **ML_ASSET,
 )
 def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    as_of = partition_dates(context)[-1]
     with warehouse.connect() as con:
         ensure_ml_tables(con)
+        as_of = newest_loaded_day(con)
         data = load_lifecycle_data(con, as_of)
         model = ChurnModel(horizon_days=SETTINGS.churn_horizon_days, n_threads=1)
         try:
@@ -104,9 +103,9 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     **ML_ASSET,
 )
 def clv_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    as_of = partition_dates(context)[-1]
     with warehouse.connect() as con:
         ensure_ml_tables(con)
+        as_of = newest_loaded_day(con)
         data = load_lifecycle_data(con, as_of)
         summary = summary_from_orders(data.orders, as_of_cutoff(as_of))
         model = fit_clv(summary)

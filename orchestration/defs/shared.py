@@ -1,6 +1,5 @@
 """Definitions every asset shares: settings, the daily partitions, pools and resources."""
 
-
 import datetime as dt
 import os
 from pathlib import Path
@@ -25,6 +24,17 @@ DAILY = dg.DailyPartitionsDefinition(
 
 # A range of days is processed in one run (a backfill is one run, not one per day).
 SINGLE_RUN = dg.BackfillPolicy.single_run()
+
+
+def run_day_range(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date] | None:
+    """The days the run loads (its partition or partition range), read from the run's tags
+    so that unpartitioned assets downstream of the ingest know them too."""
+    tags = context.run.tags
+    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+    last = tags.get("dagster/asset_partition_range_end") or tags.get("dagster/partition")
+    if not first or not last:
+        return None
+    return dt.date.fromisoformat(first), dt.date.fromisoformat(last)
 
 
 def partition_dates(context: dg.AssetExecutionContext) -> list[dt.date]:

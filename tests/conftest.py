@@ -1,0 +1,19 @@
+"""Session-wide settings: every test that loads the Dagster definitions sees a private
+landing zone, warehouse and model folder under a temporary directory (the settings are
+read when the definitions are imported, so they are set before any test module runs)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="lifecycle-tests-"))
+PIPELINE_START = "2024-01-01"
+PIPELINE_END = "2024-10-31"
+
+os.environ["LIFECYCLE_LANDING_DIR"] = str(SESSION_DIR / "landing")
+os.environ["LIFECYCLE_WAREHOUSE"] = str(SESSION_DIR / "warehouse" / "lifecycle.duckdb")
+os.environ["LIFECYCLE_MODEL_DIR"] = str(SESSION_DIR / "models")
+os.environ["LIFECYCLE_START_DATE"] = PIPELINE_START
+os.environ.pop("DAGSTER_HOME", None)
