@@ -64,7 +64,7 @@ def test_every_rejection_reason_is_kept_with_file_row_and_rule(tmp_path, con):
 
 
 def test_values_are_typed_utc_and_extras_kept(tmp_path, con):
-    path = write(tmp_path, "orders", DAY, HEADER + "".join(GOOD))
+    write(tmp_path, "orders", DAY, HEADER + "".join(GOOD))
     load_partition(con, "orders", DAY, tmp_path)
     rows = con.execute(
         "select order_id, ordered_at, order_total, _partition_date, _extra, discount_total "
@@ -79,7 +79,7 @@ def test_values_are_typed_utc_and_extras_kept(tmp_path, con):
 
 
 def test_rerunning_a_day_replaces_it(tmp_path, con):
-    path = write(tmp_path, "orders", DAY, HEADER + "".join(GOOD) + BAD["status_known"])
+    write(tmp_path, "orders", DAY, HEADER + "".join(GOOD) + BAD["status_known"])
     for _ in range(3):
         load_partition(con, "orders", DAY, tmp_path)
     assert con.execute("select count(*) from raw.orders").fetchone()[0] == 2
@@ -92,7 +92,7 @@ def test_rerunning_a_day_replaces_it(tmp_path, con):
 
 
 def test_missing_required_column_refuses_the_file_and_keeps_other_days(tmp_path, con):
-    other = write(tmp_path, "orders", DAY, HEADER + GOOD[0])
+    write(tmp_path, "orders", DAY, HEADER + GOOD[0])
     load_partition(con, "orders", DAY, tmp_path)
     bad_day = DAY + dt.timedelta(days=1)
     bad = write(tmp_path, "orders", bad_day, "order_id,customer_id,status\nO1,C1,placed\n")

@@ -47,9 +47,7 @@ def run_range(job, instance, first: dt.date, last: dt.date) -> dg.ExecuteInProce
 
 def landed_rows(source: str, last: dt.date) -> int:
     files = sorted((LANDING / source).glob("*.csv"))
-    return sum(
-        len(pd.read_csv(f)) for f in files if dt.date.fromisoformat(f.stem) <= last
-    )
+    return sum(len(pd.read_csv(f)) for f in files if dt.date.fromisoformat(f.stem) <= last)
 
 
 def query(sql: str):
