@@ -9,6 +9,9 @@ DEMO_DAYS ?= 730
 DEMO_SEED ?= 42
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export LIFECYCLE_LANDING_DIR ?= data/landing
+# A single-run backfill records one "planned" event per asset instead of one per partition
+# (SQLite instance storage pays ~15 ms per event: 3 650 events for two years of 5 sources).
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 UI_PORT ?= 3000
 
 .PHONY: help setup uv demo-data run pipeline ui test lint check-defs clean

@@ -17,3 +17,4 @@ os.environ["LIFECYCLE_WAREHOUSE"] = str(SESSION_DIR / "warehouse" / "lifecycle.d
 os.environ["LIFECYCLE_MODEL_DIR"] = str(SESSION_DIR / "models")
 os.environ["LIFECYCLE_START_DATE"] = PIPELINE_START
 os.environ.pop("DAGSTER_HOME", None)
+os.environ["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] = "true"
