@@ -1,0 +1,322 @@
+"""CLV champion/challenger: BTYD (BG/NBD + Gamma-Gamma) vs gradient boosting on features.
+
+Both predict a customer's spend in the next ``horizon_days`` (365 in production). Spend is the
+``order_total`` of non-cancelled orders placed in ``(cutoff, cutoff + horizon]``, a returned
+order counting 0 (as in :func:`ml.clv.summary_from_orders`), judged by the order versions
+known at the end of the data.
+
+Time holdout (:func:`compare_clv_models`): with ``E = as_of - horizon`` both models are fitted
+with data known at ``E`` only, score the customers with a non-cancelled order by ``E`` and
+are compared with their spend in ``(E, as_of]``. The challenger (:class:`GbmClvModel`) learns
+from past cutoffs ``E - horizon - k * step`` whose outcomes are complete by ``E``, so it needs
+about ``2 * horizon + (n_cutoffs - 1) * step`` days of history plus some before the first
+cutoff; :func:`feasible_horizon` gives the longest horizon the data allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import nullcontext
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
+
+from ml.clv import fit_clv, summary_from_orders
+from ml.data import LifecycleData, order_snapshot, to_timestamp
+from ml.features import DAY, build_features
+
+MIN_ROWS = 50
+
+
+def future_spend(data: LifecycleData, cutoff: object, horizon_days: int, as_of=None) -> pd.Series:
+    """Spend in ``(cutoff, cutoff + horizon]`` of every customer with an order by ``cutoff``.
+
+    ``ValueError`` if the window ends after ``as_of`` (default ``data.end``).
+    """
+    cutoff = to_timestamp(cutoff)
+    as_of = data.end if as_of is None else to_timestamp(as_of)
+    end = cutoff + horizon_days * DAY
+    if end > as_of:
+        raise ValueError(f"spend after {cutoff} not matured: {end} > as_of {as_of}")
+    before = order_snapshot(data.orders, cutoff)
+    population = pd.Index(
+        sorted(before.loc[before["status"] != "cancelled", "customer_id"].unique()),
+        name="customer_id",
+    )
+    snap = order_snapshot(data.orders, as_of)
+    win = snap[(snap["ordered_at"] > cutoff) & (snap["ordered_at"] <= end)]
+    win = win[win["status"] != "cancelled"]
+    value = win["order_total"].where(win["status"] != "returned", 0.0).fillna(0.0)
+    spend = value.groupby(win["customer_id"]).sum()
+    return spend.reindex(population, fill_value=0.0).rename("spend")
+
+
+def normalized_gini(actual: object, predicted: object) -> float:
+    """Gini of the gains (Lorenz) curve of ``actual`` ordered by ``predicted``, divided by the
+    Gini of the perfect ordering. 1 = perfect ranking, 0 = random, -1 = reversed. Ties in
+    ``predicted`` are averaged (for a 0/1 ``actual`` it equals ``2 * AUC - 1``)."""
+    a = np.asarray(actual, float).ravel()
+    p = np.asarray(predicted, float).ravel()
+    if a.shape != p.shape or np.isnan(p).any() or np.isnan(a).any():
+        raise ValueError("actual and predicted must have the same shape and no NaN")
+
+    def gini(order_by: np.ndarray) -> float:
+        order = np.argsort(-order_by, kind="mergesort")
+        s, v = order_by[order], a[order]
+        ends = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # last row of each tie group
+        cum_a = np.r_[0.0, np.cumsum(v)[ends] / v.sum()]
+        cum_n = np.r_[0.0, (ends + 1) / len(v)]
+        area = np.sum(np.diff(cum_n) * (cum_a[1:] + cum_a[:-1]) / 2)
+        return 2.0 * area - 1.0
+
+    if len(a) == 0 or a.sum() <= 0:
+        return float("nan")
+    best = gini(a)
+    return float(gini(p) / best) if best > 0 else float("nan")
+
+
+def decile_table(actual: object, predicted: object, n_bins: int = 10) -> pd.DataFrame:
+    """Mean predicted and actual per predicted-value bin (equal counts; decile 1 = highest)."""
+    a, p = np.asarray(actual, float), np.asarray(predicted, float)
+    order = np.argsort(-p, kind="mergesort")
+    decile = np.empty(len(p), int)
+    decile[order] = np.arange(len(p)) * n_bins // max(len(p), 1) + 1
+    df = pd.DataFrame({"decile": decile, "predicted": p, "actual": a})
+    out = df.groupby("decile").agg(
+        n=("actual", "size"), predicted_mean=("predicted", "mean"), actual_mean=("actual", "mean")
+    )
+    return out.reset_index()
+
+
+def clv_metrics(actual: object, predicted: object, n_bins: int = 10) -> dict:
+    """normalized Gini, decile calibration error and aggregate error of predicted spend.
+
+    ``decile_calibration_error`` = sum_b (n_b / n) |pred_b - actual_b| / mean(actual);
+    ``aggregate_error`` = (sum predicted - sum actual) / sum actual (signed).
+    """
+    a, p = np.asarray(actual, float), np.asarray(predicted, float)
+    table = decile_table(a, p, n_bins)
+    weights = table["n"] / table["n"].sum()
+    gap = (weights * (table["predicted_mean"] - table["actual_mean"]).abs()).sum()
+    return {
+        "gini": normalized_gini(a, p),
+        "decile_calibration_error": float(gap / a.mean()) if a.mean() > 0 else float("nan"),
+        "aggregate_error": float((p.sum() - a.sum()) / a.sum()) if a.sum() > 0 else float("nan"),
+        "predicted_total": float(p.sum()),
+        "actual_total": float(a.sum()),
+        "n": float(len(a)),
+    }
+
+
+class GbmClvModel:
+    """Gradient boosting (Poisson loss) for spend in the next ``horizon_days``.
+
+    Parameters
+    ----------
+    horizon_days, n_cutoffs, cutoff_step_days : int
+        Outcome horizon; number of past cutoffs stacked for training and days between them.
+    loss : str
+        ``"poisson"`` (default, allows zero spend) or ``"squared_error"``.
+    max_iter, learning_rate, random_state, n_threads :
+        Gradient boosting settings; ``n_threads`` limits OpenMP threads (None: library default).
+
+    Attributes
+    ----------
+    model_ : HistGradientBoostingRegressor
+    feature_names_ : list of str
+    cutoffs_ : list of pandas.Timestamp
+    """
+
+    def __init__(
+        self,
+        horizon_days: int = 365,
+        n_cutoffs: int = 3,
+        cutoff_step_days: int = 30,
+        loss: str = "poisson",
+        max_iter: int = 200,
+        learning_rate: float = 0.05,
+        random_state: int = 0,
+        n_threads: int | None = 1,
+    ) -> None:
+        self.horizon_days = horizon_days
+        self.n_cutoffs = n_cutoffs
+        self.cutoff_step_days = cutoff_step_days
+        self.loss = loss
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def _threads(self):
+        if self.n_threads is None:
+            return nullcontext()
+        return threadpool_limits(limits=self.n_threads, user_api="openmp")
+
+    def fit(self, data: LifecycleData, as_of: object) -> GbmClvModel:
+        """Fit on cutoffs ``as_of - horizon - k * step`` with outcomes known at ``as_of``."""
+        as_of = to_timestamp(as_of)
+        known = data.as_of(as_of)
+        h, step = self.horizon_days * DAY, self.cutoff_step_days * DAY
+        slices = []
+        for k in reversed(range(self.n_cutoffs)):
+            cutoff = as_of - h - k * step
+            X = build_features(known, cutoff, self.horizon_days)
+            if len(X) >= MIN_ROWS:
+                y = future_spend(known, cutoff, self.horizon_days, as_of=as_of)
+                slices.append((cutoff, X, y.reindex(X.index).fillna(0.0)))
+        if not slices:
+            raise ValueError(f"no usable CLV training cutoff as of {as_of}: not enough history")
+        self.feature_names_ = sorted(set().union(*(X.columns for _, X, _ in slices)))
+        X = pd.concat(
+            [X.reindex(columns=self.feature_names_, fill_value=0.0) for _, X, _ in slices]
+        )
+        y = pd.concat([y for _, _, y in slices])
+        self.model_ = HistGradientBoostingRegressor(
+            loss=self.loss,
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=15,
+            min_samples_leaf=40,
+            l2_regularization=1.0,
+            early_stopping=False,
+            random_state=self.random_state,
+        )
+        with self._threads():
+            self.model_.fit(X.to_numpy(), y.to_numpy())
+        self.cutoffs_ = [c for c, _, _ in slices]
+        return self
+
+    def predict(self, data: LifecycleData, as_of: object, features=None) -> pd.DataFrame:
+        """Expected spend over the horizon: columns customer_id, expected_spend."""
+        if not hasattr(self, "model_"):
+            raise RuntimeError("GbmClvModel is not fitted")
+        X = build_features(data, as_of, self.horizon_days) if features is None else features
+        out = pd.DataFrame({"customer_id": X.index.astype(object)})
+        if len(X) == 0:
+            return out.assign(expected_spend=pd.Series(dtype=float))
+        X = X.reindex(columns=self.feature_names_, fill_value=0.0)
+        with self._threads():
+            out["expected_spend"] = self.model_.predict(X.to_numpy())
+        return out
+
+
+def btyd_expected_spend(data: LifecycleData, cutoff: object, horizon_days: int, model="bgnbd"):
+    """BTYD expected spend over the horizon (``fit_clv`` on the RFM summary at ``cutoff``);
+    the same quantity as ``expected_spend_12m`` of :meth:`ml.clv.ClvModel.score`."""
+    summary = summary_from_orders(data.orders, to_timestamp(cutoff))
+    clv = fit_clv(summary, model=model)
+    x, tx, T, m = (
+        summary[c].to_numpy(float) for c in ("frequency", "recency", "T", "monetary_value")
+    )
+    spend = clv.transaction_model.predict(horizon_days, x, tx, T)
+    spend = spend * clv.spend_model.conditional_expected_average_profit(x, m)
+    return pd.Series(
+        np.asarray(spend, float), index=summary["customer_id"].astype(str), name="btyd"
+    )
+
+
+def feasible_horizon(
+    data: LifecycleData,
+    as_of: object,
+    preferred: int = 365,
+    n_cutoffs: int = 3,
+    cutoff_step_days: int = 30,
+    min_history_days: int = 90,
+    granularity: int = 30,
+) -> int:
+    """Longest horizon (<= ``preferred``, a multiple of ``granularity``) for which the
+    holdout of :func:`compare_clv_models` has ``min_history_days`` of orders before its
+    earliest training cutoff. ``ValueError`` if even ``granularity`` days do not fit."""
+    span = (to_timestamp(as_of) - data.orders["ordered_at"].min()) / DAY
+    room = (span - min_history_days - (n_cutoffs - 1) * cutoff_step_days) / 2
+    horizon = min(preferred, int(room // granularity) * granularity)
+    if horizon < granularity:
+        raise ValueError(f"history of {span:.0f} days is too short for a CLV holdout")
+    return horizon
+
+
+def _winner(results: dict, gini_tolerance: float, max_abs_aggregate_error: float):
+    names = [n for n in results if abs(results[n]["aggregate_error"]) <= max_abs_aggregate_error]
+    note = ""
+    if not names:
+        names, note = list(results), " (no model within the aggregate error limit)"
+    best = max(names, key=lambda n: results[n]["gini"])
+    close = [n for n in names if results[best]["gini"] - results[n]["gini"] <= gini_tolerance]
+    if len(close) > 1:
+        best = min(close, key=lambda n: results[n]["decile_calibration_error"])
+        return best, f"Gini within {gini_tolerance} of each other: better decile calibration{note}"
+    return best, f"higher normalized Gini{note}"
+
+
+def compare_clv_models(
+    data: LifecycleData,
+    as_of: object,
+    horizon_days: int = 365,
+    *,
+    n_cutoffs: int = 3,
+    cutoff_step_days: int = 30,
+    btyd_model: str = "bgnbd",
+    gini_tolerance: float = 0.005,
+    max_abs_aggregate_error: float = 0.25,
+    extra_scores: Mapping[str, pd.Series] | None = None,
+    random_state: int = 0,
+    n_threads: int | None = 1,
+) -> dict:
+    """BTYD vs gradient boosting on the time holdout ``(as_of - horizon, as_of]``.
+
+    Winner: among the models whose ``|aggregate_error|`` is at most
+    ``max_abs_aggregate_error`` (all, if none), the highest normalized Gini; models within
+    ``gini_tolerance`` of the best are decided by the lower decile calibration error (BTYD,
+    the simpler model, is listed first and wins exact ties).
+
+    Parameters
+    ----------
+    extra_scores : mapping name -> Series indexed by customer_id, optional
+        Further predictions to evaluate on the same rows (e.g. an oracle's true expected
+        spend); rows missing from a series are left out of that series' metrics only.
+
+    Returns
+    -------
+    dict
+        ``btyd`` and ``gbm``: metrics (:func:`clv_metrics`); ``winner``, ``reason``;
+        ``holdout_cutoff``, ``horizon_days``, ``n_holdout``; ``deciles``: name -> decile
+        table; ``holdout``: DataFrame customer_id, actual, btyd, gbm (for plots); ``extra``:
+        metrics of ``extra_scores``; ``gbm_feature_names``.
+    """
+    as_of = to_timestamp(as_of)
+    cutoff = as_of - horizon_days * DAY
+    known = data.as_of(cutoff)
+    actual = future_spend(data.as_of(as_of), cutoff, horizon_days, as_of=as_of)
+    if len(actual) < MIN_ROWS:
+        raise ValueError(f"only {len(actual)} customers at the holdout cutoff {cutoff}")
+    btyd = btyd_expected_spend(known, cutoff, horizon_days, btyd_model).reindex(actual.index)
+    gbm = GbmClvModel(
+        horizon_days, n_cutoffs, cutoff_step_days, random_state=random_state, n_threads=n_threads
+    ).fit(known, cutoff)
+    gbm_pred = gbm.predict(known, cutoff).set_index("customer_id")["expected_spend"]
+    holdout = pd.DataFrame(
+        {"actual": actual, "btyd": btyd, "gbm": gbm_pred.reindex(actual.index)}
+    ).rename_axis("customer_id")
+    if holdout.isna().any().any():
+        raise RuntimeError("a model did not score every holdout customer")
+    results = {n: clv_metrics(holdout["actual"], holdout[n]) for n in ("btyd", "gbm")}
+    winner, reason = _winner(results, gini_tolerance, max_abs_aggregate_error)
+    extra = {}
+    for name, series in (extra_scores or {}).items():
+        s = pd.Series(series).reindex(holdout.index)
+        ok = s.notna().to_numpy()
+        extra[name] = clv_metrics(holdout["actual"].to_numpy()[ok], s.to_numpy()[ok])
+    return {
+        **results,
+        "winner": winner,
+        "reason": reason,
+        "holdout_cutoff": cutoff,
+        "horizon_days": int(horizon_days),
+        "n_holdout": int(len(holdout)),
+        "deciles": {n: decile_table(holdout["actual"], holdout[n]) for n in ("btyd", "gbm")},
+        "holdout": holdout.reset_index(),
+        "extra": extra,
+        "gbm_feature_names": gbm.feature_names_,
+    }

@@ -1,0 +1,142 @@
+"""CLV champion/challenger (ml.clv_challenger)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+from test_features import day, simulate_lifecycle
+
+from ml.clv_challenger import (
+    GbmClvModel,
+    _winner,
+    clv_metrics,
+    compare_clv_models,
+    decile_table,
+    feasible_horizon,
+    future_spend,
+    normalized_gini,
+)
+from ml.data import LifecycleData
+
+HORIZON = 120
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_lifecycle(n_customers=900, n_days=520, seed=3)
+
+
+@pytest.fixture(scope="module")
+def comparison(sim):
+    data, as_of = sim
+    return compare_clv_models(
+        data, as_of, HORIZON, n_cutoffs=2, extra_scores={"perfect": _actual(sim)}
+    )
+
+
+def _actual(sim):
+    data, as_of = sim
+    return future_spend(data, as_of - pd.Timedelta(days=HORIZON), HORIZON, as_of=as_of)
+
+
+def test_normalized_gini_properties():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    s = np.round(rng.random(400) + 0.5 * y, 1)  # many ties
+    assert normalized_gini(y, s) == pytest.approx(2 * roc_auc_score(y, s) - 1)
+    spend = rng.gamma(0.5, 100.0, 1000)
+    assert normalized_gini(spend, spend) == pytest.approx(1.0)
+    assert normalized_gini(spend, np.log1p(spend)) == pytest.approx(1.0)  # ranking only
+    assert normalized_gini(spend, -spend) == pytest.approx(-1.0)
+    assert abs(normalized_gini(spend, rng.random(1000))) < 0.1
+    assert np.isnan(normalized_gini(np.zeros(5), np.arange(5.0)))
+
+
+def test_decile_table_and_metrics():
+    actual = np.arange(100.0)
+    table = decile_table(actual, actual)
+    assert list(table["decile"]) == list(range(1, 11)) and (table["n"] == 10).all()
+    assert table.loc[0, "actual_mean"] == pytest.approx(94.5)  # decile 1 = highest
+    m = clv_metrics(actual, actual * 1.1)
+    assert m["aggregate_error"] == pytest.approx(0.1) and m["gini"] == pytest.approx(1.0)
+    assert m["decile_calibration_error"] == pytest.approx(0.1)
+    assert clv_metrics(actual, actual)["decile_calibration_error"] == pytest.approx(0.0)
+
+
+def test_future_spend_counts_returns_as_zero_and_skips_cancelled():
+    orders = pd.DataFrame(
+        {
+            "order_id": ["1", "2", "3", "4", "5", "5", "6"],
+            "customer_id": ["a", "b", "a", "a", "b", "b", "c"],
+            "ordered_at": pd.to_datetime(["2024-01-01"] * 2 + ["2024-02-01"] * 4 + ["2024-02-02"]),
+            "status": ["delivered"] * 3 + ["cancelled", "delivered", "returned", "delivered"],
+            "order_total": [10.0, 20.0, 30.0, 40.0, 50.0, 50.0, 70.0],
+            "updated_at": pd.to_datetime(
+                ["2024-01-01"] * 2 + ["2024-02-01"] * 3 + ["2024-02-20", "2024-02-02"]
+            ),
+        }
+    )
+    data = LifecycleData(orders=orders)
+    spend = future_spend(data, "2024-01-15", 30, as_of="2024-03-01")
+    assert spend.to_dict() == {"a": 30.0, "b": 0.0}  # c is not in the population
+    assert future_spend(data, "2024-01-15", 30, as_of="2024-02-14").to_dict()["b"] == 50.0
+    with pytest.raises(ValueError, match="not matured"):
+        future_spend(data, "2024-01-15", 30, as_of="2024-02-10")
+
+
+def test_compare_returns_both_models(comparison, sim):
+    r = comparison
+    assert r["horizon_days"] == HORIZON and r["n_holdout"] > 500
+    assert r["winner"] in {"btyd", "gbm"} and r["reason"]
+    for name in ("btyd", "gbm"):
+        m = r[name]
+        assert set(m) >= {"gini", "decile_calibration_error", "aggregate_error"}
+        assert m["gini"] > 0.4  # both rank far better than chance
+        assert abs(m["aggregate_error"]) < 0.5
+        assert list(r["deciles"][name]["decile"]) == list(range(1, 11))
+    assert r["extra"]["perfect"]["gini"] == pytest.approx(1.0)
+    holdout = r["holdout"]
+    assert list(holdout.columns) == ["customer_id", "actual", "btyd", "gbm"]
+    assert holdout["actual"].sum() == pytest.approx(r["gbm"]["actual_total"])
+    assert (holdout[["btyd", "gbm"]] >= 0).all().all()
+    assert r["holdout_cutoff"] == sim[1] - pd.Timedelta(days=HORIZON)
+
+
+def test_compare_ignores_data_after_as_of(comparison, sim):
+    data, as_of = sim
+    later = data.orders[data.orders["ordered_at"] < day(400)].copy()
+    later["order_id"] = "late-" + later["order_id"]
+    shift = pd.Timedelta(days=200)
+    for col in ("ordered_at", "updated_at", "delivered_at", "promised_delivery_date"):
+        later[col] = later[col] + shift
+    grown = LifecycleData(
+        orders=pd.concat([data.orders, later[later["updated_at"] > as_of]]),
+        reviews=data.reviews,
+        surveys=data.surveys,
+        checkouts=data.checkouts,
+        customers=data.customers,
+    )
+    again = compare_clv_models(grown, as_of, HORIZON, n_cutoffs=2)
+    for name in ("btyd", "gbm"):
+        assert again[name]["gini"] == pytest.approx(comparison[name]["gini"])
+
+
+def test_winner_rule_and_feasible_horizon(sim):
+    res = {
+        "btyd": {"gini": 0.60, "decile_calibration_error": 0.10, "aggregate_error": 0.02},
+        "gbm": {"gini": 0.65, "decile_calibration_error": 0.20, "aggregate_error": 0.05},
+    }
+    assert _winner(res, 0.005, 0.25)[0] == "gbm"
+    assert _winner(res, 0.1, 0.25)[0] == "btyd"  # tie on Gini: calibration decides
+    res["gbm"]["aggregate_error"] = -0.4
+    assert _winner(res, 0.005, 0.25)[0] == "btyd"  # too far off in total
+    data, as_of = sim
+    h = feasible_horizon(data, as_of, 365, n_cutoffs=2, min_history_days=60)
+    assert h % 30 == 0 and HORIZON <= h < 365
+    with pytest.raises(ValueError, match="too short"):
+        feasible_horizon(data, day(100), 365)
+    model = GbmClvModel(horizon_days=HORIZON, n_cutoffs=1, max_iter=50).fit(data, as_of)
+    pred = model.predict(data, as_of)
+    assert len(pred) > 500 and (pred["expected_spend"] >= 0).all()
