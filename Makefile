@@ -14,7 +14,7 @@ export LIFECYCLE_LANDING_DIR ?= data/landing
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 UI_PORT ?= 3000
 
-.PHONY: help setup uv demo-data run pipeline ui test lint check-defs clean
+.PHONY: help setup uv demo-data run ui test lint check-defs rollback models clean
 
 help:
 	@echo "make run    set up, generate the demo landing zone, run the whole pipeline"
@@ -60,6 +60,15 @@ lint: setup
 
 check-defs: setup
 	$(UV) run dg check defs
+
+# Put the previous champion model back (or TO=<version>): scores come from it next run.
+KIND ?= churn
+rollback: setup
+	$(UV) run python -m ml.registry rollback --root $${LIFECYCLE_MODEL_DIR:-data/models} \
+	  --kind $(KIND) $(if $(TO),--to $(TO))
+
+models: setup
+	$(UV) run python -m ml.registry list --root $${LIFECYCLE_MODEL_DIR:-data/models} --kind $(KIND)
 
 clean:
 	rm -rf data .dagster_home dbt_project/target

@@ -62,6 +62,9 @@ class ChurnModel:
         Training cutoffs of ``model_`` (ascending; the last one is the calibration slice).
     eval_cutoff_ : pandas.Timestamp
         Cutoff of the backtest behind ``metrics_``.
+    eval_frame_ : pandas.DataFrame
+        The held-out evaluation rows: customer_id, churned, churn_probability and the
+        baseline scores (recency_days, btyd_p_no_purchase).
     metrics_ : dict
         Backtest metrics of the model and of the baselines on the same rows.
     """
@@ -154,6 +157,18 @@ class ChurnModel:
             sum(len(self._features(known, c)) for c in train_cutoffs)
         )
         self.eval_cutoff_ = eval_cutoff
+        # The held-out rows, for evaluation plots and the model card.
+        self.eval_frame_ = pd.DataFrame(
+            {
+                "customer_id": X_eval.index.astype(object),
+                "churned": y_eval.to_numpy(),
+                "churn_probability": prob,
+                "recency_days": X_eval["recency_days"].to_numpy(),
+                "btyd_p_no_purchase": X_eval.get(
+                    "btyd_p_no_purchase", pd.Series(np.nan, index=X_eval.index)
+                ).to_numpy(),
+            }
+        )
         self.model_, self.feature_names_, self.cutoffs_ = self._train_as_of(known, as_of)
         del self._cache
         return self

@@ -106,3 +106,13 @@ def replace_rows(
     finally:
         con.unregister("_frame")
     return len(frame)
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame) -> int:
+    """Replace a whole derived table (e.g. ``ml.churn_backtest``) with ``frame``."""
+    con.register("_frame", frame)
+    try:
+        con.execute(f"create or replace table {table} as select * from _frame")
+    finally:
+        con.unregister("_frame")
+    return len(frame)

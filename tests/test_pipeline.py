@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from conftest import PIPELINE_END, PIPELINE_START
 
+from ml import registry
 from simulator.config import SimulatorConfig
 from simulator.writer import run as simulate
 
@@ -68,6 +69,10 @@ def test_backfill_then_nightly_then_rerun(nightly_job):
 
         nightly = run_range(nightly_job, instance, LAST, LAST)
         assert nightly.success
+        gate_checks = [
+            e for e in nightly.get_asset_check_evaluations() if e.check_name == "churn_quality_gate"
+        ]
+        assert len(gate_checks) == 1 and gate_checks[0].description
         for source in ("orders", "customers", "reviews", "surveys", "checkouts"):
             loaded = query(f"select count(*) from raw.{source}")[0][0]
             rejected = query(f"select count(*) from raw.{source}_rejected")[0][0]
@@ -95,6 +100,24 @@ def test_backfill_then_nightly_then_rerun(nightly_job):
         "from ml.churn_scores where as_of_date = date '" + LAST.isoformat() + "'"
     )[0]
     assert scored[0] > 0 and 0 <= scored[1] <= scored[2] <= 1
+    # the champion that scored is in the registry, with its card; every run is recorded
+    champion = registry.champion(os.environ["LIFECYCLE_MODEL_DIR"], "churn")
+    assert champion is not None and champion.card_path.is_file()
+    versions = query(
+        "select distinct model_version from ml.churn_scores where as_of_date = date '"
+        + LAST.isoformat()
+        + "'"
+    )
+    assert versions == [(champion.version,)]
+    runs = query(
+        "select count(*), count(*) filter (where is_champion) from ml.model_runs "
+        "where model_kind = 'churn'"
+    )[0]
+    assert runs[0] >= 2 and runs[1] >= 1
+    backtest_columns = query(
+        "select column_name from information_schema.columns where table_name = 'churn_backtest'"
+    )
+    assert {"as_of_date", "roc_auc", "ece"} <= {c for (c,) in backtest_columns}
     clv = query("select count(*), min(clv) from ml.clv_predictions")[0]
     assert clv[0] > 0 and clv[1] >= 0
     # PII never reaches the marts

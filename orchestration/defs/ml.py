@@ -1,31 +1,30 @@
-"""ML assets: nightly churn and CLV scores for the as-of day (glue around ``ml/``)."""
+"""ML assets: nightly churn and CLV scores as of the newest loaded day (glue around ``ml/``)."""
 
+import base64
 import datetime as dt
 import hashlib
 import json
 import uuid
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
-from ml.churn import ChurnModel
 from ml.clv import fit_clv, summary_from_orders
 from orchestration.defs.shared import SETTINGS, WAREHOUSE_POOL, WarehouseResource
 from orchestration.ml_io import as_of_cutoff, load_lifecycle_data
-from orchestration.warehouse import ensure_ml_tables, replace_rows
+from orchestration.model_ops import churn_backtest, run_record, train_and_score_churn
+from orchestration.warehouse import ensure_ml_tables, replace_rows, replace_table
 
 STAGING_INPUTS = [
     dg.AssetKey(["staging", v])
     for v in ("stg_order_events", "stg_reviews", "stg_surveys", "stg_checkouts", "stg_customers")
 ]
-ML_ASSET = dict(
-    group_name="ml",
-    pool=WAREHOUSE_POOL,
-    kinds={"python", "scikitlearn", "duckdb"},
-)
+ML_ASSET = dict(group_name="ml", pool=WAREHOUSE_POOL, kinds={"python", "scikitlearn", "duckdb"})
+GATE_CHECK = "churn_quality_gate"
 
 
-def newest_loaded_day(con) -> dt.date:
+def newest_loaded_day(con: duckdb.DuckDBPyConnection) -> dt.date:
     """Models score as of the newest day loaded into ``raw.orders`` (not the run's
     partitions): a backfill of old days refreshes scores for the newest date only."""
     day = con.execute("select max(_partition_date) from raw.orders").fetchone()[0]
@@ -34,38 +33,45 @@ def newest_loaded_day(con) -> dt.date:
     return day
 
 
-def _version(kind: str, as_of: dt.date, payload: object) -> str:
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-    return f"{kind}-{as_of:%Y%m%d}-{digest[:8]}"
+def now_utc() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
 
 
-def _record_run(con, kind: str, version: str, as_of: dt.date, metrics: dict) -> None:
+def record_run(con: duckdb.DuckDBPyConnection, record: dict) -> None:
+    """Append a row to ``ml.model_runs`` (replacing an earlier run of the same kind and
+    version on the same as-of date, so re-runs do not pile up)."""
     row = pd.DataFrame(
         [
             {
                 "run_id": uuid.uuid4().hex,
-                "model_kind": kind,
-                "model_version": version,
-                "trained_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
-                "as_of_date": as_of,
-                "metrics_json": json.dumps(metrics, default=float),
-                "is_champion": True,
+                "model_kind": record["model_kind"],
+                "model_version": record["model_version"],
+                "trained_at": now_utc(),
+                "as_of_date": record["as_of_date"],
+                "metrics_json": json.dumps(record["metrics"], default=float),
+                "is_champion": record["is_champion"],
             }
         ]
     )
-    replace_rows(
-        con,
-        "model_runs",
-        row,
-        "model_kind = $k and as_of_date = $d",
-        {"k": kind, "d": as_of},
-    )
+    where = "model_kind = $k and model_version = $v and as_of_date = $d"
+    params = {"k": record["model_kind"], "v": record["model_version"], "d": record["as_of_date"]}
+    replace_rows(con, "model_runs", row, where, params)
+
+
+def image_md(path) -> dg.MetadataValue:
+    """A PNG inlined as markdown, so the plot shows in the asset's metadata in the UI."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return dg.MetadataValue.md(f"![{path.stem}](data:image/png;base64,{data})")
 
 
 @dg.asset(
     key=["ml", "churn_scores"],
     deps=STAGING_INPUTS,
-    description="P(no order in the churn horizon) per customer with orders, as of the day.",
+    description=(
+        "P(no order within the churn horizon) per customer with orders, as of the newest "
+        "loaded day, from the champion model (see the churn_quality_gate check)."
+    ),
+    check_specs=[dg.AssetCheckSpec(GATE_CHECK, asset=["ml", "churn_scores"])],
     **ML_ASSET,
 )
 def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
@@ -73,26 +79,53 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         ensure_ml_tables(con)
         as_of = newest_loaded_day(con)
         data = load_lifecycle_data(con, as_of)
-        model = ChurnModel(horizon_days=SETTINGS.churn_horizon_days, n_threads=1)
+        cutoff = as_of_cutoff(as_of)
         try:
-            model.fit(data, as_of_cutoff(as_of))
+            outcome = train_and_score_churn(
+                data, cutoff, SETTINGS.model_dir, SETTINGS.churn_horizon_days
+            )
         except ValueError as exc:  # too little matured history to train on
             context.log.warning(f"churn model not trained for {as_of}: {exc}")
-            return dg.MaterializeResult(metadata={"as_of_date": str(as_of), "skipped": str(exc)})
-        scores = model.predict_proba(data, as_of_cutoff(as_of))
-        version = _version("churn", as_of, model.metrics_)
-        scores["as_of_date"] = as_of
-        scores["model_version"] = version
-        scores["scored_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+            yield dg.MaterializeResult(metadata={"as_of_date": str(as_of), "skipped": str(exc)})
+            yield dg.AssetCheckResult(
+                check_name=GATE_CHECK, passed=False, metadata={"reason": str(exc)}
+            )
+            return
+        scores = outcome.scores.assign(
+            as_of_date=as_of,
+            model_version=outcome.champion.version if outcome.champion else None,
+            scored_at=now_utc(),
+        )
         n = replace_rows(con, "churn_scores", scores, "as_of_date = $d", {"d": as_of})
-        _record_run(con, "churn", version, as_of, model.metrics_)
-    return dg.MaterializeResult(
+        record_run(con, run_record(outcome, as_of))
+        history = con.execute(
+            "select customer_id, as_of_date, churn_probability, model_version from ml.churn_scores"
+        ).df()
+        backtest = churn_backtest(history, data, cutoff, SETTINGS.churn_horizon_days)
+        replace_table(con, "ml.churn_backtest", backtest)
+    metrics = outcome.candidate.metrics
+    yield dg.MaterializeResult(
         metadata={
             "as_of_date": str(as_of),
-            "model_version": version,
             "dagster/row_count": n,
-            **{k: float(v) for k, v in model.metrics_.items() if isinstance(v, int | float)},
+            "candidate_version": outcome.candidate.version,
+            "champion_version": outcome.champion.version if outcome.champion else "none",
+            "model_card": dg.MetadataValue.path(str(outcome.candidate.card_path)),
+            "drift_alerts": int((outcome.drift["status"] == "alert").sum()),
+            "backtested_dates": len(backtest),
+            **{k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
+            **{f"plot_{k}": image_md(p) for k, p in outcome.plots.items()},
         }
+    )
+    yield dg.AssetCheckResult(
+        check_name=GATE_CHECK,
+        passed=outcome.gate.passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=outcome.gate.summary,
+        metadata={
+            "reasons": "\n".join(outcome.gate.reasons),
+            "scored_by": outcome.champion.version if outcome.champion else "none",
+        },
     )
 
 
@@ -111,12 +144,12 @@ def clv_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         model = fit_clv(summary)
         scores = model.score(summary, horizon_days=365).reset_index(drop=True)
         params = {**model.transaction_model.params_, **model.spend_model.params_}
-        version = _version("clv", as_of, params)
-        scores["as_of_date"] = as_of
-        scores["model_version"] = version
-        scores["scored_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+        digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+        version = f"clv-{as_of:%Y%m%d}-{digest[:8]}"
+        scores = scores.assign(as_of_date=as_of, model_version=version, scored_at=now_utc())
         n = replace_rows(con, "clv_predictions", scores, "as_of_date = $d", {"d": as_of})
-        _record_run(con, "clv", version, as_of, params)
+        record = {"model_kind": "clv", "model_version": version, "as_of_date": as_of}
+        record_run(con, {**record, "metrics": params, "is_champion": True})
     return dg.MaterializeResult(
         metadata={
             "as_of_date": str(as_of),
