@@ -19,6 +19,17 @@ import dagster as dg
 from orchestration.settings import landing_days, load_settings
 from orchestration.warehouse import connect
 
+SUMMARY_METRICS = {
+    "churn": (
+        "roc_auc",
+        "ece",
+        "lift_top_decile",
+        "baseline_recency_roc_auc",
+        "baseline_btyd_roc_auc",
+    ),
+    "clv": ("r", "alpha", "a", "b", "p", "q", "gamma"),
+}
+
 
 def day_range() -> tuple[dt.date, dt.date]:
     settings = load_settings()
@@ -77,19 +88,20 @@ def summary(first: dt.date, last: dt.date, seconds: float) -> str:
             "select segment, count(*) from marts.customer_segments group by 1 order by 2 desc",
         )
         runs = con.execute(
-            "select model_kind, model_version, metrics_json from ml.model_runs "
-            "where as_of_date = $d order by 1",
+            "select model_kind, model_version, metrics_json, is_champion from ml.model_runs "
+            "where as_of_date = $d order by trained_at",
             {"d": last},
         ).fetchall()
-        lines.append("\nModels:")
-        for kind, version, metrics in runs:
-            shown = {
-                k: round(v, 4) for k, v in json.loads(metrics).items() if isinstance(v, int | float)
-            }
-            lines.append(f"  {kind:<8} {version}  {shown}")
+        lines.append("\nModels (as of the last day):")
+        for kind, version, metrics, is_champion in runs:
+            m = json.loads(metrics)
+            shown = ", ".join(f"{k}={m[k]:.3f}" for k in SUMMARY_METRICS.get(kind, ()) if k in m)
+            flag = "champion" if is_champion else "not promoted"
+            lines.append(f"  {kind:<6} {version} ({flag}): {shown}")
     lines.append(
         "\nOpen the UI: make ui  (http://127.0.0.1:3000, runs and asset history included)\n"
-        f"Query: uv run duckdb -readonly {settings.warehouse}  (or python -c 'import duckdb')"
+        f"Query: uv run python -c \"import duckdb; print(duckdb.connect('{settings.warehouse}', "
+        "read_only=True).sql('select * from marts.customer_segments limit 5'))\""
     )
     return "\n".join(lines)
 

@@ -35,6 +35,21 @@ ML_TABLES: dict[str, dict[str, str]] = {
         "model_version": "VARCHAR",
         "scored_at": "TIMESTAMP",
     },
+    "churn_backtest": {
+        "as_of_date": "DATE",
+        "model_version": "VARCHAR",
+        "horizon_days": "INTEGER",
+        "label_end": "DATE",
+        "n": "BIGINT",
+        "n_unlabelled": "BIGINT",
+        "churn_rate": "DOUBLE",
+        "mean_probability": "DOUBLE",
+        "roc_auc": "DOUBLE",
+        "pr_auc": "DOUBLE",
+        "brier": "DOUBLE",
+        "ece": "DOUBLE",
+        "lift_top_decile": "DOUBLE",
+    },
     "model_runs": {
         "run_id": "VARCHAR",
         "model_kind": "VARCHAR",
@@ -103,16 +118,6 @@ def replace_rows(
     except Exception:
         con.execute("rollback")
         raise
-    finally:
-        con.unregister("_frame")
-    return len(frame)
-
-
-def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame) -> int:
-    """Replace a whole derived table (e.g. ``ml.churn_backtest``) with ``frame``."""
-    con.register("_frame", frame)
-    try:
-        con.execute(f"create or replace table {table} as select * from _frame")
     finally:
         con.unregister("_frame")
     return len(frame)

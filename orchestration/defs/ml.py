@@ -14,7 +14,7 @@ from ml.clv import fit_clv, summary_from_orders
 from orchestration.defs.shared import SETTINGS, WAREHOUSE_POOL, WarehouseResource
 from orchestration.ml_io import as_of_cutoff, load_lifecycle_data
 from orchestration.model_ops import churn_backtest, run_record, train_and_score_churn
-from orchestration.warehouse import ensure_ml_tables, replace_rows, replace_table
+from orchestration.warehouse import ensure_ml_tables, replace_rows
 
 STAGING_INPUTS = [
     dg.AssetKey(["staging", v])
@@ -102,7 +102,7 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "select customer_id, as_of_date, churn_probability, model_version from ml.churn_scores"
         ).df()
         backtest = churn_backtest(history, data, cutoff, SETTINGS.churn_horizon_days)
-        replace_table(con, "ml.churn_backtest", backtest)
+        replace_rows(con, "churn_backtest", backtest, "true", {})
     metrics = outcome.candidate.metrics
     yield dg.MaterializeResult(
         metadata={

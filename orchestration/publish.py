@@ -1,0 +1,199 @@
+"""The analysts' read-only copy of the warehouse (pure Python + DuckDB; no dagster import).
+
+:func:`publish_snapshot` copies every table and view of the analyst schemas (``marts``,
+``ml``; views become tables, so the copy needs nothing else) into a new DuckDB file
+``<published_dir>/lifecycle-<UTC timestamp>.duckdb`` in one read transaction of the
+warehouse, then points the stable path ``<published_dir>/lifecycle.duckdb`` at it with
+``os.replace`` of a hard link (a copy where hard links are not supported). Readers open the
+stable path read-only: they never touch the warehouse file or its lock, and a reader that
+has the file open keeps its snapshot (its inode) until it reconnects, even after the
+snapshot is pruned. Only the newest ``keep`` snapshots are kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestration import warehouse
+from orchestration.settings import PROJECT_ROOT
+
+STABLE_NAME = "lifecycle.duckdb"
+SNAPSHOT_GLOB = "lifecycle-*.duckdb"
+ANALYST_SCHEMAS = ("marts", "ml")
+DEFAULT_KEEP = 3
+
+
+def resolve_path(var: str, default: str) -> Path:
+    """A path from the environment, relative paths resolved against the project root (the
+    convention of ``orchestration.settings``)."""
+    p = Path(os.environ.get(var) or default).expanduser()
+    return p if p.is_absolute() else (PROJECT_ROOT / p).resolve()
+
+
+def sql_str(value: str) -> str:
+    """A SQL string literal (for file names, which ``COPY``/``ATTACH`` cannot bind)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make renames in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def published_dir() -> Path:
+    """``LIFECYCLE_PUBLISHED_DIR`` (default ``data/published``)."""
+    return resolve_path("LIFECYCLE_PUBLISHED_DIR", "data/published")
+
+
+def published_keep() -> int:
+    """``LIFECYCLE_PUBLISHED_KEEP``: snapshots kept (default 3, at least 1)."""
+    raw = os.environ.get("LIFECYCLE_PUBLISHED_KEEP")
+    try:
+        return max(1, int(raw)) if raw else DEFAULT_KEEP
+    except ValueError as exc:
+        raise ValueError(f"LIFECYCLE_PUBLISHED_KEEP must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What :func:`publish_snapshot` published."""
+
+    snapshot: Path
+    stable_path: Path
+    tables: dict[str, int] = field(default_factory=dict)
+    as_of_date: dt.date | None = None
+    bytes: int = 0
+    seconds: float = 0.0
+    removed: list[Path] = field(default_factory=list)
+
+
+def list_snapshots(folder: Path) -> list[Path]:
+    """Published snapshots, oldest first (the timestamp in the name sorts)."""
+    return sorted(folder.glob(SNAPSHOT_GLOB))
+
+
+def _copy_schemas(con, target: Path, schemas: tuple[str, ...]) -> tuple[dict[str, int], object]:
+    """Copy ``schemas`` of the connection's database into a new file ``target``."""
+    db = con.execute("select current_database()").fetchone()[0]
+    relations = con.execute(
+        "select schema_name, table_name from duckdb_tables() where database_name = $db "
+        "and schema_name in (select unnest($s)) union all "
+        "select schema_name, view_name from duckdb_views() where database_name = $db "
+        "and schema_name in (select unnest($s)) and not internal order by 1, 2",
+        {"db": db, "s": list(schemas)},
+    ).fetchall()
+    con.execute(f"attach {sql_str(str(target))} as _snap (read_write)")
+    try:
+        con.execute("begin transaction")
+        tables = {}
+        for schema, name in relations:
+            con.execute(f'create schema if not exists _snap."{schema}"')
+            source = f'"{db}"."{schema}"."{name}"'
+            con.execute(f'create table _snap."{schema}"."{name}" as select * from {source}')
+            tables[f"{schema}.{name}"] = con.execute(
+                f'select count(*) from _snap."{schema}"."{name}"'
+            ).fetchone()[0]
+        as_of = None
+        if "marts.customer_segments" in tables:
+            as_of = con.execute('select max(as_of_date) from _snap.marts."customer_segments"')
+            as_of = as_of.fetchone()[0]
+        con.execute(
+            "create table _snap.main.snapshot_info as select "
+            "cast(now() at time zone 'UTC' as timestamp) as published_at, "
+            "cast($d as date) as as_of_date, $n as table_count",
+            {"d": as_of, "n": len(tables)},
+        )
+        con.execute(
+            "create table _snap.main.snapshot_tables as select * from (values "
+            + ", ".join(f"({sql_str(k)}, {v})" for k, v in tables.items())
+            + ") t(table_name, row_count)"
+            if tables
+            else "create table _snap.main.snapshot_tables (table_name varchar, row_count bigint)"
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.execute("detach _snap")  # checkpoints: no .wal left next to the file
+    return tables, as_of
+
+
+def _point_stable(snapshot: Path, stable: Path) -> None:
+    """Atomically make ``stable`` the same file as ``snapshot``."""
+    tmp = stable.with_name(f".{stable.name}.{snapshot.stem}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(snapshot, tmp)
+    except OSError:  # no hard links on this file system: a copy, still swapped atomically
+        shutil.copy2(snapshot, tmp)
+    os.replace(tmp, stable)
+
+
+def _prune(folder: Path, keep: int, current: Path) -> list[Path]:
+    """Delete all but the newest ``keep`` snapshots and stale temp files. Readers with a
+    deleted snapshot open keep reading it (Linux keeps the inode until they close)."""
+    removed = [p for p in list_snapshots(folder)[:-keep] if p != current]
+    cutoff = time.time() - 3600
+    removed += [p for p in folder.glob(".*.tmp") if p.stat().st_mtime < cutoff]
+    for p in removed:
+        p.unlink(missing_ok=True)
+        p.with_name(p.name + ".wal").unlink(missing_ok=True)
+    return removed
+
+
+def publish_snapshot(
+    warehouse_path: Path,
+    folder: Path,
+    keep: int = DEFAULT_KEEP,
+    schemas: tuple[str, ...] = ANALYST_SCHEMAS,
+    lock_timeout_s: float = 120.0,
+) -> PublishResult:
+    """Publish a consistent copy of ``schemas`` of the warehouse to ``folder``.
+
+    Parameters
+    ----------
+    warehouse_path : the DuckDB warehouse, opened read-only (waits up to
+        ``lock_timeout_s`` for a writer outside Dagster to finish).
+    folder : the published folder (created if missing).
+    keep : snapshots kept, the new one included.
+    schemas : the schemas copied; every view in them is materialised as a table.
+    """
+    started = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    snapshot = folder / f"lifecycle-{stamp}.duckdb"
+    building = folder / f".building-{stamp}.duckdb.tmp"
+    try:
+        with warehouse.connect(
+            warehouse_path, read_only=True, lock_timeout_s=lock_timeout_s
+        ) as con:
+            tables, as_of = _copy_schemas(con, building, schemas)
+        with building.open("rb") as f:
+            os.fsync(f.fileno())
+        os.rename(building, snapshot)
+    finally:
+        building.unlink(missing_ok=True)
+        building.with_name(building.name + ".wal").unlink(missing_ok=True)
+    stable = folder / STABLE_NAME
+    _point_stable(snapshot, stable)
+    fsync_dir(folder)
+    removed = _prune(folder, max(1, keep), snapshot)
+    return PublishResult(
+        snapshot=snapshot,
+        stable_path=stable,
+        tables=tables,
+        as_of_date=as_of,
+        bytes=snapshot.stat().st_size,
+        seconds=time.perf_counter() - started,
+        removed=removed,
+    )
