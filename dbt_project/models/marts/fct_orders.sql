@@ -1,8 +1,61 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail'
+    )
+}}
+
 with
+
+{% if is_incremental() -%}
+-- customers whose order rows can change; all their orders are recomputed (order_sequence is
+-- per customer): an order version landed in the window (every customer who ever owned such an
+-- order), a review landed in the window, or an open order whose promised date the as-of date
+-- may just have passed (is_late)
+window_orders as (
+
+    select order_id
+    from {{ source('raw', 'orders') }}
+    where _partition_date >= {{ lifecycle_window_start() }}
+
+),
+
+changed_customers as (
+
+    select cast(customer_id as {{ dbt.type_string() }}) as customer_id
+    from {{ source('raw', 'orders') }}
+    where order_id in (select window_orders.order_id from window_orders)
+
+    union
+
+    select customer_id
+    from {{ this }}
+    where order_id in (
+        select cast(order_id as {{ dbt.type_string() }})
+        from {{ source('raw', 'reviews') }}
+        where _partition_date >= {{ lifecycle_window_start() }}
+    )
+
+    union
+
+    select customer_id
+    from {{ this }}
+    where not is_delivered
+        and not is_cancelled
+        and promised_delivery_date >= {{ add_days(lifecycle_window_start(), -1) }}
+
+),
+
+{% endif -%}
 
 orders as (
 
     select * from {{ ref('int_orders') }}
+    {% if is_incremental() -%}
+        where customer_id in (select changed_customers.customer_id from changed_customers)
+    {%- endif %}
 
 )
 

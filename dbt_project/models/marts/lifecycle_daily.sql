@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='date_day',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail'
+    )
+}}
+
 with
 
 spells as (
@@ -6,23 +15,49 @@ spells as (
 
 ),
 
-days as (
+as_of as (
 
--- one row per day from the first spell to the as-of date (dbt.date_spine end is exclusive)
-    {{ dbt.date_spine(
-        'day',
-        "(select coalesce(min(valid_from), current_date) from "
-            ~ ref('customer_lifecycle_history') ~ ")",
-        "(select " ~ add_days('coalesce(max(as_of_date), current_date)', 1) ~ " from "
-            ~ ref('customer_lifecycle_history') ~ ")"
-    ) }}
+    select as_of_date from {{ ref('int_as_of_date') }}
+
+),
+
+-- full refresh: every day from the first spell; incremental: the days from the first day a
+-- spell can have changed (macro lifecycle_recompute_from) or the first day not stored yet,
+-- carrying the stored counts of the day before forward
+bounds as (
+
+    select
+        {% if is_incremental() -%}
+            greatest(
+                min(spells.valid_from),
+                least(
+                    {{ lifecycle_recompute_from() }},
+                    (select {{ add_days('max(date_day)', 1) }} from {{ this }})
+                )
+            ) as first_day,
+        {%- else -%}
+            min(spells.valid_from) as first_day,
+        {%- endif %}
+        max(as_of.as_of_date) as last_day
+    from spells
+    cross join as_of
+
+),
+
+-- day offsets 0..36599 (100 years), generated without a compile-time query
+day_offsets as (
+
+    {{ dbt.generate_series(36600) }}
 
 ),
 
 calendar as (
 
-    select cast(date_day as date) as date_day
-    from days
+    select {{ add_days('bounds.first_day', 'day_offsets.generated_number - 1') }} as date_day
+    from day_offsets
+    cross join bounds
+    where day_offsets.generated_number - 1
+        <= {{ dbt.datediff('bounds.first_day', 'bounds.last_day', 'day') }}
 
 ),
 
@@ -42,26 +77,44 @@ stages as (
 
 ),
 
+starting_counts as (
+
+    {% if is_incremental() -%}
+        select
+            previous.stage,
+            previous.customers
+        from {{ this }} as previous
+        inner join bounds on previous.date_day = {{ add_days('bounds.first_day', -1) }}
+    {%- else -%}
+        select
+            stage,
+            0 as customers
+        from stages
+    {%- endif %}
+
+),
+
 entries as (
 
     select
-        valid_from as date_day,
-        stage,
+        spells.valid_from as date_day,
+        spells.stage,
         count(*) as entries
     from spells
-    group by valid_from, stage
+    inner join bounds on spells.valid_from >= bounds.first_day
+    group by spells.valid_from, spells.stage
 
 ),
 
 exits as (
 
     select
-        valid_to as date_day,
-        stage,
+        spells.valid_to as date_day,
+        spells.stage,
         count(*) as exits
     from spells
-    where valid_to is not null
-    group by valid_to, stage
+    inner join bounds on spells.valid_to >= bounds.first_day
+    group by spells.valid_to, spells.stage
 
 ),
 
@@ -70,10 +123,12 @@ daily as (
     select
         calendar.date_day,
         stages.stage,
+        coalesce(starting_counts.customers, 0) as starting_customers,
         coalesce(entries.entries, 0) as entries,
         coalesce(exits.exits, 0) as exits
     from calendar
     cross join stages
+    left join starting_counts on stages.stage = starting_counts.stage
     left join entries
         on calendar.date_day = entries.date_day and stages.stage = entries.stage
     left join exits
@@ -81,13 +136,14 @@ daily as (
 
 )
 
--- customers in a stage on a day = spells started so far - spells ended so far (spells are
--- half-open [valid_from, valid_to)), so the cost grows with days x stages, not customers x days
+-- customers in a stage on a day = customers the day before the first computed day + spells
+-- started since - spells ended since (spells are half-open [valid_from, valid_to)), so the
+-- cost grows with the recomputed days x stages and the spells changing in them
 select
     date_day,
     cast(stage as varchar) as stage,
     cast(
-        sum(entries - exits) over (
+        starting_customers + sum(entries - exits) over (
             partition by stage
             order by date_day
             rows between unbounded preceding and current row
