@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 from dbt.cli.main import dbtRunner
 
@@ -113,7 +114,7 @@ def landed_data() -> Landing:
         land.order(f"o-c11-{k}", "c11", str(d("2026-01-05") + timedelta(days=30 * k)), 900)
         land.order(f"o-c17-{k}", "c17", str(d("2026-01-09") + timedelta(days=30 * k)), 700)
     for k, day in enumerate(["2025-10-01", "2025-11-01", "2025-12-01"]):
-        land.order(f"o-c16-{k}", "c16", day, 400)
+        land.order(f"o-c16-{k}", "c16", day, 400, delay=3 if k == 2 else -1)  # last one late
     for k, day in enumerate(["2026-02-01", "2026-04-01"]):
         land.order(f"o-c10-{k}", "c10", day, 300)
     land.order("o-c10-late", "c10", "2026-06-05", 350, delay=10)  # promised 06-10, got 06-20
@@ -151,7 +152,24 @@ def landed_data() -> Landing:
                                     ("k3", "c05", "2026-06-09", "o-c05-8")]:  # fmt: skip
         at = datetime.fromisoformat(day) + timedelta(hours=18)
         land.add("checkouts", at.date(), kid, cid, at, 75, order_id)
+    add_bad_input(land)
     return land
+
+
+def add_bad_input(land: Landing) -> None:
+    """Records breaking data-quality expectations: kept, superseded or dropped, and counted."""
+    c01 = next(r for r in land.rows["customers"] if r[0] == "c01")
+    land.add("customers", d("2026-06-10"), *c01[:5])  # the same customer landed again
+    # a stale order version: older updated_at than the delivered one, landed months later
+    at = datetime(2025, 11, 1, 10)
+    tail = ("EUR", 0, 4.9, 2, "web", d("2025-11-06"), None, at + timedelta(days=2))
+    land.add("orders", d("2026-06-05"), "o-c05-0", "c05", at, "shipped", 50, *tail)
+    at = datetime(2026, 6, 18, 12)  # a review and a survey from nobody the warehouse knows
+    land.add("reviews", at.date(), "r5", "ghost-1", None, 2, "Title", "Body", at)
+    at = datetime(2026, 6, 15, 15)
+    land.add("surveys", at.date(), "s4", "ghost-2", "nps_post_purchase", 9, None, at)
+    at = datetime(2026, 6, 22, 18)  # a completed checkout of an unknown customer and order
+    land.add("checkouts", at.date(), "k4", "ghost-3", at, 75, "o-missing")
 
 
 def ml_rows() -> dict[str, list[tuple]]:
@@ -176,14 +194,14 @@ def run_dbt(target_dir: Path, *args: str, as_of: date | None = AS_OF) -> None:
     result = dbtRunner().invoke([*args, *cli])
     failures = [
         f"{r.node.unique_id}: {r.status} {r.message}"
-        for r in (result.result or [])
+        for r in getattr(result.result, "results", None) or []
         if str(r.status) not in ("success", "pass", "warn")
     ]
     assert result.success and not failures, (result.exception, failures)
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A built warehouse: raw + ml fixture data, then ``dbt build`` (models + all tests)."""
     tmp = tmp_path_factory.mktemp("dbt")
     path = tmp / "lifecycle.duckdb"
@@ -195,13 +213,15 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnec
         for table, rows in ml_rows().items():
             marks = ", ".join("?" * len(rows[0]))
             con.executemany(f"insert into ml.{table} values ({marks})", rows)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LIFECYCLE_WAREHOUSE", str(path))
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LIFECYCLE_WAREHOUSE", str(path))
         run_dbt(tmp / "target", "build")
-    finally:
-        mp.undo()
-    con = duckdb.connect(str(path))  # dbt-duckdb may keep its in-process handle open
+    return path
+
+
+@pytest.fixture(scope="module")
+def warehouse(built: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(built))  # dbt-duckdb may keep its in-process handle open
     yield con
     con.close()
 
@@ -287,9 +307,12 @@ def test_lifecycle_stages(warehouse: duckdb.DuckDBPyConnection) -> None:
     assert stage_of(warehouse, "c09") == "prospect"
     c15 = one(warehouse, "select orders_count from marts.dim_customers where customer_id='c15'")
     assert stage_of(warehouse, "c15") == "new" and c15 == (2,)
-    # one-time buyer: new -> active -> at_risk via the population median gap
+    # one-time buyer: new -> at_risk via the population median gap of the purchase month (gaps
+    # of purchase days in the 365 days before the month starts)
     gaps = warehouse.execute(
-        "select gap_days from intermediate.int_customer_purchase_days where gap_days is not null"
+        "select gap_days from intermediate.int_customer_purchase_days "
+        "where gap_days is not null and purchase_date >= ? and purchase_date < ?",
+        [d("2025-01-01"), d("2026-01-01")],
     ).fetchall()
     at_risk_after = math.ceil(2.5 * max(statistics.median(g[0] for g in gaps), 7))
     expected_at_risk = max(d("2026-01-10") + timedelta(days=at_risk_after), d("2026-02-09"))
@@ -369,3 +392,235 @@ def test_builds_with_orders_only_and_empty_ml(tmp_path: Path) -> None:
         assert stage_of(con, "c07") == "prospect"  # known from a cancelled order only
         as_of = one(con, "select as_of_date from intermediate.int_as_of_date")
         assert as_of == one(con, "select max(_partition_date) from raw.orders")
+
+
+def month(day: date) -> date:
+    return day.replace(day=1)
+
+
+def by_key(warehouse: duckdb.DuckDBPyConnection, sql: str) -> dict[object, tuple]:
+    """Rows of a query keyed by their first column."""
+    return {r[0]: r[1:] for r in warehouse.execute(sql).fetchall()}
+
+
+def latest_raw(source: str) -> list[tuple]:
+    """The latest landing of each record of a source, landed up to the as-of date."""
+    rows = [r for r in landed_data().rows[source] if r[-5] <= AS_OF]
+    return list({r[0]: r for r in sorted(rows, key=lambda r: (r[-5], r[-3]))}.values())
+
+
+def test_review_summary(warehouse: duckdb.DuckDBPyConnection) -> None:
+    late = dict(warehouse.execute("select order_id, is_late from marts.fct_orders").fetchall())
+    expected: dict[date, list[tuple]] = {}
+    for _, _, order_id, rating, _, _, created, *_ in latest_raw("reviews"):
+        if created.date() <= AS_OF:
+            expected.setdefault(month(created.date()), []).append((order_id, rating))
+    got = by_key(
+        warehouse,
+        "select review_month, reviews, mean_rating, low_rating_share, reviews_unknown_order, "
+        "reviews_late_order, mean_rating_late_order from marts.review_summary",
+    )
+    assert set(got) == set(expected)
+    for key, rows in expected.items():
+        ratings = [r for _, r in rows]
+        late_ratings = [r for o, r in rows if late.get(o)]
+        unknown = sum(1 for o, _ in rows if o is not None and o not in late)
+        assert got[key][:5] == (
+            len(rows),
+            pytest.approx(statistics.mean(ratings)),
+            pytest.approx(sum(r <= 2 for r in ratings) / len(rows)),
+            unknown,
+            len(late_ratings),
+        )
+        assert got[key][5] == (statistics.mean(late_ratings) if late_ratings else None)
+    assert got[d("2026-06-01")][3:5] == (1, 1)  # r4 names an order that never landed
+
+
+def test_delivery_experience(warehouse: duckdb.DuckDBPyConnection) -> None:
+    orders = warehouse.execute(
+        "select customer_id, delivered_date, delivery_delay_days, is_late from marts.fct_orders "
+        "where delivered_date is not null"
+    ).fetchall()
+    churned = warehouse.execute(
+        "select customer_id, valid_from from marts.customer_lifecycle_history "
+        "where stage in ('at_risk', 'lapsed')"
+    ).fetchall()
+    got = by_key(
+        warehouse,
+        "select delivery_month, delivered_orders, late_orders, delay_days_p50, delay_days_p90, "
+        "delay_days_max, late_customers, late_customers_later_at_risk_share, "
+        "on_time_customers, on_time_customers_later_at_risk_share "
+        "from marts.delivery_experience",
+    )
+    months = {month(o[1]) for o in orders}
+    assert set(got) == months
+    for key in months:
+        rows = [o for o in orders if month(o[1]) == key]
+        delays = [o[2] for o in rows]
+        customers: dict[str, list[tuple]] = {}
+        for o in rows:
+            customers.setdefault(o[0], []).append(o)
+        groups: dict[bool, list[bool]] = {True: [], False: []}
+        for cid, mine in customers.items():
+            last = max(o[1] for o in mine)
+            later = any(c == cid and start > last for c, start in churned)
+            groups[any(o[3] for o in mine)].append(later)
+        shares = [statistics.mean(g) if g else None for g in (groups[True], groups[False])]
+        assert got[key] == (
+            len(rows),
+            sum(o[3] for o in rows),
+            pytest.approx(float(np.percentile(delays, 50))),
+            pytest.approx(float(np.percentile(delays, 90))),
+            max(delays),
+            len(groups[True]),
+            shares[0],
+            len(groups[False]),
+            pytest.approx(shares[1]),
+        )
+    # c16's late December delivery, then at_risk: the churn link is visible
+    assert got[d("2025-12-01")][5:7] == (1, 1.0)
+
+
+def test_purchase_conversion_and_cohorts(warehouse: duckdb.DuckDBPyConnection) -> None:
+    days: dict[str, set[date]] = {}
+    for cid, order_date in warehouse.execute(
+        "select customer_id, order_date from marts.fct_orders where not is_cancelled"
+    ).fetchall():
+        days.setdefault(cid, set()).add(order_date)
+    cohorts: dict[date, list[list[date]]] = {}
+    for purchase_days in days.values():
+        ordered = sorted(purchase_days)
+        cohorts.setdefault(month(ordered[0]), []).append(ordered)
+    got = by_key(
+        warehouse,
+        "select cohort_month, customers, second_purchase_customers, third_purchase_customers, "
+        "third_after_second_rate, median_days_to_second_purchase from marts.purchase_conversion",
+    )
+    assert set(got) == set(cohorts)
+    for key, members in cohorts.items():
+        gaps = [(m[1] - m[0]).days for m in members if len(m) > 1]
+        second, third = len(gaps), sum(len(m) > 2 for m in members)
+        assert got[key] == (
+            len(members),
+            second,
+            third,
+            pytest.approx(third / second) if second else None,
+            statistics.median(gaps) if gaps else None,
+        )
+    month_zero = by_key(
+        warehouse,
+        "select cohort_month, customers, retention_rate from marts.cohort_retention "
+        "where months_since_first_order = 0",
+    )
+    assert month_zero == {k: (len(v), 1.0) for k, v in cohorts.items()}
+    c15 = [v for v in cohorts[d("2026-06-01")] if v[0] == d("2026-06-25")]
+    assert c15 == [[d("2026-06-25")]]  # two same-day orders are one purchase
+
+
+def test_nps_monthly_by_channel_and_stage(warehouse: duckdb.DuckDBPyConnection) -> None:
+    channel = {r[0]: r[4] for r in latest_raw("customers")}
+    spells_ = warehouse.execute(
+        "select customer_id, stage, valid_from, valid_to from marts.customer_lifecycle_history"
+    ).fetchall()
+    counts: dict[tuple, list[int]] = {}
+    for _, cid, _, score, _, responded, *_ in latest_raw("surveys"):
+        day = responded.date()
+        stage = next(
+            (s for c, s, lo, hi in spells_ if c == cid and lo <= day and (hi is None or day < hi)),
+            "unknown",
+        )
+        for dim, value in [("all", "all"), ("acquisition_channel", channel.get(cid, "unknown")),
+                           ("lifecycle_stage", stage)]:  # fmt: skip
+            counts.setdefault((month(day), dim, value), []).append(score)
+    got = {
+        r[:3]: r[3:]
+        for r in warehouse.execute(
+            "select response_month, dimension, dimension_value, responses, promoters, "
+            "detractors, nps from marts.nps_monthly"
+        ).fetchall()
+    }
+    assert set(got) == set(counts)
+    for key, scores in counts.items():
+        promoters, detractors = sum(s >= 9 for s in scores), sum(s <= 6 for s in scores)
+        nps = 100 * (promoters - detractors) / len(scores)
+        assert got[key] == (len(scores), promoters, detractors, pytest.approx(nps))
+    june = d("2026-06-01")
+    assert got[(june, "acquisition_channel", "unknown")][:3] == (1, 1, 0)  # ghost-2, kept
+    assert got[(june, "lifecycle_stage", "unknown")][0] == 1
+
+
+def test_data_quality_issues(warehouse: duckdb.DuckDBPyConnection) -> None:
+    land = landed_data()
+    rows = {s: [r for r in land.rows[s] if r[-5] <= AS_OF] for s in land.rows}
+    expected: dict[tuple[str, date], int] = {}
+
+    def count(issue: str, partition: date) -> None:
+        expected[(issue, partition)] = expected.get((issue, partition), 0) + 1
+
+    first_landing: dict[tuple[str, str], date] = {}
+    for source in ("customers", "reviews", "surveys", "checkouts"):
+        for r in sorted(rows[source], key=lambda r: (r[-5], r[-3])):
+            if (source, r[0]) in first_landing:
+                count("duplicate_landing", r[-5])
+            first_landing.setdefault((source, r[0]), r[-5])
+    seen: set[tuple] = set()
+    newest: dict[str, datetime] = {}
+    order_first: dict[str, tuple[str, date]] = {}
+    for r in sorted(rows["orders"], key=lambda r: (r[-5], r[-3])):
+        if r[:13] in seen:
+            count("duplicate_order_version", r[-5])
+            continue
+        seen.add(r[:13])
+        updated = r[12] or r[2]
+        if r[0] in newest and updated < newest[r[0]]:
+            count("stale_order_version", r[-5])
+        newest[r[0]] = max(updated, newest.get(r[0], updated))
+        order_first.setdefault(r[0], (r[1], r[-5]))
+    customer_ids = {r[0] for r in rows["customers"]}
+    known = customer_ids | {c for c, _ in order_first.values()}
+    for cid, partition in order_first.values():
+        if cid not in customer_ids:
+            count("order_unknown_customer", partition)
+    for source, order_col in [("reviews", 2), ("surveys", None), ("checkouts", 4)]:
+        for r in latest_raw(source):
+            partition = first_landing[(source, r[0])]
+            if r[1] not in known:
+                count(f"{source[:-1]}_unknown_customer", partition)
+            if order_col is not None and r[order_col] not in (None, *order_first):
+                count(f"{source[:-1]}_unknown_order", partition)
+    got = {
+        r[:2]: r[2]
+        for r in warehouse.execute(
+            "select issue_type, partition_date, records from marts.data_quality_issues"
+        ).fetchall()
+    }
+    assert got == expected
+    assert len({issue for issue, _ in got}) == 9  # the fixture exercises every issue type
+    # and the rules hold: the stale version and the duplicate change nothing
+    assert one(warehouse, "select status from marts.fct_orders where order_id = 'o-c05-0'") == (
+        "delivered",
+    )
+    n_customers = one(warehouse, "select count(*) from marts.dim_customers")[0]
+    assert n_customers == len(known)  # ghosts are not customers; c01 is there once
+
+
+def test_docs_generate_and_every_mart_column_described(built: Path) -> None:
+    target = built.parent / "target"  # the build's manifest: only the catalog is new
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LIFECYCLE_WAREHOUSE", str(built))
+        run_dbt(target, "docs", "generate", "--no-compile")
+    manifest = json.loads((target / "manifest.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
+    marts = {
+        node["name"]: node
+        for key, node in manifest["nodes"].items()
+        if key.startswith("model.") and node["schema"] == "marts"
+    }
+    new = {"review_summary", "delivery_experience", "purchase_conversion", "data_quality_issues"}
+    assert new <= set(marts)
+    for name, node in marts.items():
+        assert node["description"].strip(), name
+        assert node["config"]["contract"]["enforced"], name
+        columns = set(catalog["nodes"][node["unique_id"]]["columns"])
+        described = {c for c, v in node["columns"].items() if v["description"].strip()}
+        assert columns == described, (name, columns ^ described)

@@ -14,7 +14,7 @@ purchase_days as (
         customer_id,
         order_date as purchase_date,
         count(*) as orders_count,
-        sum(net_revenue) as net_revenue
+        cast(sum(net_revenue) as decimal(18, 2)) as net_revenue
     from orders
     where not is_cancelled
     group by customer_id, order_date

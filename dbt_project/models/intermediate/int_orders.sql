@@ -68,10 +68,11 @@ enriched as (
             when flagged.is_cancelled or flagged.is_delivered then false
             else flagged.promised_delivery_date < flagged.as_of_date
         end as is_late,
-        case
+        -- one decimal type on every engine (PostgreSQL would drop the scale of `0`)
+        cast(case
             when flagged.is_cancelled or flagged.is_returned then 0
             else flagged.order_total
-        end as net_revenue,
+        end as decimal(18, 2)) as net_revenue,
         order_reviews.review_id,
         order_reviews.rating as review_rating
     from flagged

@@ -27,15 +27,38 @@ cohort_sizes as (
 
 ),
 
-months as (
+as_of as (
+
+    select as_of_date from {{ ref('int_as_of_date') }}
+
+),
+
+-- month offsets 0..1199 (100 years of cohorts), generated without a compile-time query
+month_offsets as (
+
+    {{ dbt.generate_series(1200) }}
+
+),
+
+first_cohort as (
+
+    select min(cohort_month) as cohort_month
+    from customer_cohorts
+
+),
 
 -- every month from the first cohort to the as-of month
-    {{ dbt.date_spine(
-        'month',
-        "(select " ~ dbt.date_trunc('month', 'coalesce(min(order_date), current_date)')
-            ~ " from " ~ ref('int_orders') ~ ")",
-        "(select " ~ dbt.dateadd('month', 1, dbt.date_trunc('month', 'as_of_date'))
-            ~ " from " ~ ref('int_as_of_date') ~ ")"
+months as (
+
+    select
+        cast({{ dbt.dateadd(
+            'month', 'month_offsets.generated_number - 1', 'first_cohort.cohort_month'
+        ) }} as date) as date_month
+    from month_offsets
+    cross join first_cohort
+    cross join as_of
+    where month_offsets.generated_number - 1 <= {{ dbt.datediff(
+        'first_cohort.cohort_month', 'as_of.as_of_date', 'month'
     ) }}
 
 ),
@@ -45,11 +68,11 @@ grid as (
     select
         cohort_sizes.cohort_month,
         cohort_sizes.customers,
-        cast(months.date_month as date) as activity_month,
-        {{ dbt.datediff('cohort_sizes.cohort_month', 'cast(months.date_month as date)', 'month') }}
+        months.date_month as activity_month,
+        {{ dbt.datediff('cohort_sizes.cohort_month', 'months.date_month', 'month') }}
             as months_since_first_order
     from cohort_sizes
-    inner join months on cast(months.date_month as date) >= cohort_sizes.cohort_month
+    inner join months on cohort_sizes.cohort_month <= months.date_month
 
 ),
 

@@ -175,9 +175,10 @@ joined as (
         coalesce(cancelled_summary.cancelled_orders_count, 0) as cancelled_orders_count,
         coalesce(order_summary.returned_orders_count, 0) as returned_orders_count,
         coalesce(order_summary.revenue, 0) as revenue,
-        order_summary.revenue / nullif(
-            order_summary.orders_count - order_summary.returned_orders_count, 0
-        ) as aov,
+        {{ divide_to_cents(
+            'order_summary.revenue',
+            'nullif(order_summary.orders_count - order_summary.returned_orders_count, 0)'
+        ) }} as aov,
         cast({{ dbt.date_trunc('month', 'order_summary.first_order_date') }} as date)
             as cohort_month,
         current_stage.stage as lifecycle_stage,
