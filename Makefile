@@ -14,7 +14,7 @@ export LIFECYCLE_LANDING_DIR ?= data/landing
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 UI_PORT ?= 3000
 
-.PHONY: help setup uv demo-data run ui test lint check-defs rollback models clean
+.PHONY: help setup uv demo-data run ui test lint check-defs rollback models docs clean
 
 help:
 	@echo "make run    set up, generate the demo landing zone, run the whole pipeline"
@@ -56,7 +56,7 @@ test: setup
 lint: setup
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run sqlfluff lint dbt_project/models
+	$(UV) run sqlfluff lint dbt_project/models dbt_project/tests
 
 check-defs: setup
 	$(UV) run dg check defs
@@ -69,6 +69,16 @@ rollback: setup
 
 models: setup
 	$(UV) run python -m ml.registry list --root $${LIFECYCLE_MODEL_DIR:-data/models} --kind $(KIND)
+
+WAREHOUSE_ABS = $(abspath $(or $(LIFECYCLE_WAREHOUSE),data/warehouse/lifecycle.duckdb))
+
+# dbt's documentation site on http://127.0.0.1:8080
+docs: setup
+	LIFECYCLE_WAREHOUSE=$(WAREHOUSE_ABS) \
+	  $(UV) run dbt docs generate --project-dir dbt_project --profiles-dir dbt_project
+	LIFECYCLE_WAREHOUSE=$(WAREHOUSE_ABS) \
+	  $(UV) run dbt docs serve --project-dir dbt_project --profiles-dir dbt_project \
+	  --host 127.0.0.1 --port 8080 --no-browser
 
 clean:
 	rm -rf data .dagster_home dbt_project/target
