@@ -16,5 +16,8 @@ os.environ["LIFECYCLE_LANDING_DIR"] = str(SESSION_DIR / "landing")
 os.environ["LIFECYCLE_WAREHOUSE"] = str(SESSION_DIR / "warehouse" / "lifecycle.duckdb")
 os.environ["LIFECYCLE_MODEL_DIR"] = str(SESSION_DIR / "models")
 os.environ["LIFECYCLE_START_DATE"] = PIPELINE_START
+os.environ["LIFECYCLE_REPORT_DIR"] = str(SESSION_DIR / "reports")
+os.environ["LIFECYCLE_EXPORT_DIR"] = str(SESSION_DIR / "exports")
+os.environ["LIFECYCLE_PUBLISHED_DIR"] = str(SESSION_DIR / "published")
 os.environ.pop("DAGSTER_HOME", None)
 os.environ["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] = "true"
