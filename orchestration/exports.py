@@ -33,7 +33,10 @@ SEGMENTS_TABLE = "marts.customer_segments"
 FILES = ("segments.parquet", "segments.csv", "changes.parquet", "changes.csv")
 # Never exported whatever the source table holds (defence in depth; the dbt contract of
 # customer_segments has none of them).
-PII_COLUMN = re.compile(r"email|name|title|body|comment|phone|address|ip_", re.IGNORECASE)
+PII_COLUMN = re.compile(
+    r"(^|_)(e?mail|email_address|name|title|body|comment|text|phone|address|ip)(_|$)",
+    re.IGNORECASE,
+)
 HASH_SCHEME = "sha256(salt || lower(trim(email))), lowercase hex"
 STALE_TEMP_S = 3600.0
 
@@ -122,7 +125,11 @@ def _stage_segments(con: duckdb.DuckDBPyConnection, as_of: dt.date, salt: str | 
 
 
 def _stage_changes(
-    con: duckdb.DuckDBPyConnection, as_of: dt.date, prev: dt.date | None, prev_file: Path | None
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    prev: dt.date | None,
+    prev_file: Path | None,
+    hashed: bool,
 ) -> None:
     """Temp table ``_x_changes``: one ``entered`` row per customer whose segment differs
     from the previous export (or who is new), one ``left`` row per customer whose previous
@@ -138,12 +145,11 @@ def _stage_changes(
         "cur.recommended_action, cur.lifecycle_stage, cur.value_tier, cur.clv, "
         "cur.churn_probability"
     )
-    hashed = ", e.email_hash" if _has_column(con, "_x_segments", "email_hash") else ""
     con.execute(
         "create or replace temp table _x_changes as "
         "select customer_id, cast($d as date) as as_of_date, "
         "cast($p as date) as previous_as_of_date, change, segment, "
-        f"previous_segment, current_segment, {common}{hashed} from ("
+        f"previous_segment, current_segment, {common}{', e.email_hash' if hashed else ''} from ("
         "  select cur.customer_id, 'entered' as change, cur.segment, "
         "    prev.segment as previous_segment, cur.segment as current_segment, "
         f"    {common} from _x_segments cur left join _x_prev prev using (customer_id) "
@@ -153,14 +159,10 @@ def _stage_changes(
         "    prev.segment as previous_segment, cur.segment as current_segment, "
         f"    {common} from _x_prev prev left join _x_segments cur using (customer_id) "
         "  where cur.segment is distinct from prev.segment"
-        f") cur left join _x_emails e using (customer_id) "
+        ") cur left join _x_emails e using (customer_id) "
         "order by customer_id, change desc",
         {"d": as_of, "p": prev},
     )
-
-
-def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    return column in [r[0] for r in con.execute(f"select * from {table} limit 0").description]
 
 
 def _sha256(path: Path) -> str:
@@ -237,7 +239,8 @@ def export_segments(
     tmp.mkdir()
     try:
         _stage_segments(con, as_of, salt)
-        _stage_changes(con, as_of, prev, root / str(prev) / "segments.parquet" if prev else None)
+        prev_file = root / str(prev) / "segments.parquet" if prev else None
+        _stage_changes(con, as_of, prev, prev_file, hashed=bool(salt))
         rows = _write_files(con, tmp)
         counts = con.execute(
             "select count(*) filter (change = 'entered'), count(*) filter (change = 'left') "
