@@ -98,6 +98,15 @@ def summary(first: dt.date, last: dt.date, seconds: float) -> str:
             shown = ", ".join(f"{k}={m[k]:.3f}" for k in SUMMARY_METRICS.get(kind, ()) if k in m)
             flag = "champion" if is_champion else "not promoted"
             lines.append(f"  {kind:<6} {version} ({flag}): {shown}")
+    from orchestration.exports import export_dir
+    from orchestration.publish import published_dir
+    from report import report_dir
+
+    lines.append(
+        f"\nReport: {report_dir() / 'latest.html'}\n"
+        f"Exports: {export_dir()}/<as-of date>/\n"
+        f"Analysts' read-only copy: {published_dir() / 'lifecycle.duckdb'}"
+    )
     lines.append(
         "\nOpen the UI: make ui  (http://127.0.0.1:3000, runs and asset history included)\n"
         f"Query: uv run python -c \"import duckdb; print(duckdb.connect('{settings.warehouse}', "
