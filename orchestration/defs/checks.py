@@ -5,7 +5,7 @@
   JSON lines, the Parquet footer) and requires landed = rows in ``raw.<source>`` + rows in
   ``raw.<source>_rejected`` for that day: no row lost or duplicated. Checked days: the
   run's partitions (the newest ``RECONCILE_MAX_DAYS`` of a long backfill), otherwise the
-  newest loaded day.
+  newest day with rows in either table.
 - ``marts/fct_orders``: ``orders_match_staging`` (blocking): one row per order of
   ``staging.stg_orders`` up to the as-of date, no more, no less, no duplicates.
 - ``marts/dim_customers``: ``customers_cover_staging`` (blocking): every customer with an
@@ -16,7 +16,8 @@
   (07:00) so that a night that did not run at all is noticed.
 
 Checks open the warehouse read-only and claim the warehouse pool, so no writer holds the
-DuckDB file while they read it.
+DuckDB file while they read it; a lock or I/O error is retried (``TRANSIENT_RETRY``), a
+missing table or a bad query is not.
 """
 
 import csv
@@ -29,6 +30,7 @@ import dagster as dg
 import duckdb
 
 from orchestration.contract import SOURCES
+from orchestration.defs.retries import TRANSIENT_RETRY, non_transient
 from orchestration.defs.shared import SETTINGS, WAREHOUSE_POOL, WarehouseResource
 from orchestration.ingest import landing_file, q
 
@@ -102,7 +104,10 @@ def days_to_reconcile(
         start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
         start = max(start, end - dt.timedelta(days=RECONCILE_MAX_DAYS - 1))
         return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-    newest = con.execute(f"select max(_partition_date) from raw.{q(source)}").fetchone()[0]
+    newest = con.execute(
+        f"select max(d) from (select max(_partition_date) as d from raw.{q(source)} union all "
+        f"select max(_partition_date) from raw.{q(source + '_rejected')})"
+    ).fetchone()[0]
     return [newest] if newest else []
 
 
@@ -116,6 +121,7 @@ def build_reconciliation_check(
         name=f"{source}_rows_reconcile",
         blocking=True,
         pool=WAREHOUSE_POOL,
+        retry_policy=TRANSIENT_RETRY,
         description=(
             f"Rows in each checked landing file of `{source}` (recounted) = rows in "
             f"`raw.{source}` + rows in `raw.{source}_rejected` for that day."
@@ -124,7 +130,7 @@ def build_reconciliation_check(
     def _reconcile(
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
-        with warehouse.connect(read_only=True) as con:
+        with non_transient(), warehouse.connect(read_only=True) as con:
             days = days_to_reconcile(context, con, source)
             rows = reconcile_days(con, source, days, landing_dir)
         bad = [r for r in rows if not r["ok"]]
@@ -185,10 +191,11 @@ def customer_consistency(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     name="orders_match_staging",
     blocking=True,
     pool=WAREHOUSE_POOL,
+    retry_policy=TRANSIENT_RETRY,
     description="One fct_orders row per order of staging.stg_orders up to the as-of date.",
 )
 def orders_match_staging(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    with warehouse.connect(read_only=True) as con:
+    with non_transient(), warehouse.connect(read_only=True) as con:
         n = order_consistency(con)
     passed = n["missing"] == n["extra"] == n["duplicates"] == 0
     description = (
@@ -203,10 +210,11 @@ def orders_match_staging(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     name="customers_cover_staging",
     blocking=True,
     pool=WAREHOUSE_POOL,
+    retry_policy=TRANSIENT_RETRY,
     description="Every customer with an order in staging.stg_orders has a dim_customers row.",
 )
 def customers_cover_staging(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    with warehouse.connect(read_only=True) as con:
+    with non_transient(), warehouse.connect(read_only=True) as con:
         n = customer_consistency(con)
     passed = n["missing"] == 0 and n["dim_rows"] >= n["staged_customers"]
     description = (
@@ -236,6 +244,7 @@ def freshness_verdict(
     asset=ORDERS_KEY,
     name="orders_fresh",
     pool=WAREHOUSE_POOL,
+    retry_policy=TRANSIENT_RETRY,
     description=(
         f"The newest raw.orders partition is at most {FRESHNESS_MAX_LAG_DAYS} day older "
         "than yesterday in LIFECYCLE_TIMEZONE."
@@ -244,7 +253,7 @@ def freshness_verdict(
 def orders_fresh(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    with warehouse.connect(read_only=True) as con:
+    with non_transient(), warehouse.connect(read_only=True) as con:
         newest = con.execute("select max(_partition_date) from raw.orders").fetchone()[0]
     today = dt.datetime.now(ZoneInfo(SETTINGS.timezone)).date()
     passed, description = freshness_verdict(newest, today)
