@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from orchestration.defs.retries import TRANSIENT_RETRY, non_transient
 from orchestration.defs.shared import WAREHOUSE_POOL, run_day_range
 from orchestration.settings import DBT_PROJECT_DIR
 
@@ -58,12 +59,14 @@ def build_dbt_assets(name: str, select: str, exclude: str = "") -> dg.AssetsDefi
         exclude=exclude,
         dagster_dbt_translator=LifecycleTranslator(),
         pool=WAREHOUSE_POOL,
+        retry_policy=TRANSIENT_RETRY,
     )
     def _dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         dbt_args = ["build"]
         if variables := dbt_vars(context):
             dbt_args += ["--vars", json.dumps(variables)]
-        yield from dbt.cli(dbt_args, context=context).stream()
+        with non_transient():  # a failing dbt test is never retried; a lock is
+            yield from dbt.cli(dbt_args, context=context).stream()
 
     return _dbt
 

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from orchestration.contract import SOURCES, Source
+from orchestration.defs.retries import TRANSIENT_RETRY, non_transient
 from orchestration.defs.shared import (
     DAILY,
     SETTINGS,
@@ -23,6 +24,7 @@ def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
         partitions_def=DAILY,
         backfill_policy=SINGLE_RUN,
         pool=WAREHOUSE_POOL,
+        retry_policy=TRANSIENT_RETRY,
         kinds={"duckdb"},
         description=(
             f"Every landed `{source.name}` row, typed, with partition date, source file and "
@@ -32,7 +34,7 @@ def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
     )
     def _ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         days = partition_dates(context)
-        with warehouse.connect() as con:
+        with non_transient(), warehouse.connect() as con:
             results, refused = load_partitions(con, source.name, days, SETTINGS.landing_dir)
         totals = {"read": 0, "loaded": 0, "rejected": 0, "files": 0}
         rejected_by_rule: dict[str, int] = {}

@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 
 from ml.clv import fit_clv, summary_from_orders
+from orchestration.defs.retries import TRANSIENT_RETRY, non_transient
 from orchestration.defs.shared import SETTINGS, WAREHOUSE_POOL, WarehouseResource
 from orchestration.ml_io import as_of_cutoff, load_lifecycle_data
 from orchestration.model_ops import churn_backtest, run_record, train_and_score_churn
@@ -20,7 +21,12 @@ STAGING_INPUTS = [
     dg.AssetKey(["staging", v])
     for v in ("stg_order_events", "stg_reviews", "stg_surveys", "stg_checkouts", "stg_customers")
 ]
-ML_ASSET = dict(group_name="ml", pool=WAREHOUSE_POOL, kinds={"python", "scikitlearn", "duckdb"})
+ML_ASSET = dict(
+    group_name="ml",
+    pool=WAREHOUSE_POOL,
+    retry_policy=TRANSIENT_RETRY,
+    kinds={"python", "scikitlearn", "duckdb"},
+)
 GATE_CHECK = "churn_quality_gate"
 
 
@@ -75,6 +81,11 @@ def image_md(path) -> dg.MetadataValue:
     **ML_ASSET,
 )
 def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    with non_transient():  # a model error is never retried; a lock or I/O error is
+        yield from _score_churn(context, warehouse)
+
+
+def _score_churn(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     with warehouse.connect() as con:
         ensure_ml_tables(con)
         as_of = newest_loaded_day(con)
@@ -136,6 +147,11 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     **ML_ASSET,
 )
 def clv_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    with non_transient():
+        return _score_clv(warehouse)
+
+
+def _score_clv(warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.connect() as con:
         ensure_ml_tables(con)
         as_of = newest_loaded_day(con)

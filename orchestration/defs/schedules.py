@@ -3,12 +3,11 @@ LIFECYCLE_SCHEDULE_TIME in the partitions' time zone (LIFECYCLE_TIMEZONE)."""
 
 import dagster as dg
 
-from orchestration.defs.shared import DAILY, SETTINGS
+from orchestration.defs.shared import SETTINGS
 
 nightly = dg.define_asset_job(
     "nightly",
     selection=dg.AssetSelection.all(),
-    partitions_def=DAILY,
     description="Ingest, dbt warehouse, churn and CLV models, segments - for one day.",
 )
 
