@@ -18,19 +18,12 @@ import numpy as np
 import pytest
 from dbt.cli.main import dbtRunner
 
-from orchestration.contract import META_COLUMNS, REJECTED_COLUMNS, SOURCES
+from orchestration.contract import SOURCES
+from orchestration.ingest import ensure_raw_tables
+from orchestration.warehouse import ensure_ml_tables
 
 PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 AS_OF = date(2026, 6, 30)
-ML_DDL = {
-    "churn_scores": "customer_id VARCHAR, as_of_date DATE, churn_probability DOUBLE, "
-    "model_version VARCHAR, scored_at TIMESTAMP",
-    "clv_predictions": "customer_id VARCHAR, as_of_date DATE, p_alive DOUBLE, "
-    "expected_orders_12m DOUBLE, expected_spend_12m DOUBLE, clv DOUBLE, clv_lower DOUBLE, "
-    "clv_upper DOUBLE, model_version VARCHAR, scored_at TIMESTAMP",
-    "model_runs": "run_id VARCHAR, model_kind VARCHAR, model_version VARCHAR, "
-    "trained_at TIMESTAMP, as_of_date DATE, metrics_json VARCHAR, is_champion BOOLEAN",
-}
 
 
 def d(text: str) -> date:
@@ -38,16 +31,9 @@ def d(text: str) -> date:
 
 
 def create_warehouse(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every raw, raw _rejected and ml table exactly as the warehouse notes say."""
-    con.execute("create schema raw; create schema ml")
-    for source in SOURCES.values():
-        cols = [f"{c.name} {c.sql_type}" for c in source.columns]
-        cols += [f"{name} {sql_type}" for name, sql_type in META_COLUMNS.items()]
-        con.execute(f"create table raw.{source.name} ({', '.join(cols)})")
-        rejected = ", ".join(f"{name} {sql_type}" for name, sql_type in REJECTED_COLUMNS.items())
-        con.execute(f"create table raw.{source.name}_rejected ({rejected})")
-    for table, ddl in ML_DDL.items():
-        con.execute(f"create table ml.{table} ({ddl})")
+    """Create every raw, raw _rejected and ml table exactly as the pipeline does."""
+    ensure_raw_tables(con)
+    ensure_ml_tables(con)
 
 
 class Landing:
