@@ -15,6 +15,7 @@ import pandas as pd
 from ml import registry
 from ml.backtest import backtest_scores
 from ml.churn import ChurnModel
+from ml.clv_challenger import GbmClvModel, compare_clv_models, feasible_horizon
 from ml.data import LifecycleData
 from ml.drift import drift_summary, feature_psi
 from ml.features import build_features
@@ -100,3 +101,45 @@ def churn_backtest(
 ) -> pd.DataFrame:
     """Quality of the scores written on earlier as-of dates whose horizon has passed."""
     return backtest_scores(scores, data, horizon_days=horizon_days, data_end=cutoff)
+
+
+def compare_clv(data: LifecycleData, cutoff: pd.Timestamp, horizon_days: int = 365) -> dict:
+    """BTYD vs gradient boosting on the longest time holdout the history allows (up to
+    ``horizon_days``). Returns the winner, the reason and each model's scalar metrics; when
+    the history is too short to compare, BTYD stays champion and the reason says why."""
+    try:
+        horizon = feasible_horizon(data, cutoff, preferred=horizon_days)
+        result = compare_clv_models(data, cutoff, horizon)
+    except ValueError as exc:
+        return {"winner": "btyd", "reason": f"not compared: {exc}", "horizon_days": 0}
+    scalars = {
+        name: {k: float(v) for k, v in result[name].items() if isinstance(v, int | float)}
+        for name in ("btyd", "gbm")
+    }
+    return {
+        "winner": result["winner"],
+        "reason": result["reason"],
+        "horizon_days": result["horizon_days"],
+        "n_holdout": result["n_holdout"],
+        **scalars,
+    }
+
+
+def gbm_clv_scores(
+    data: LifecycleData, cutoff: pd.Timestamp, btyd_scores: pd.DataFrame, horizon_days: int = 365
+) -> pd.DataFrame | None:
+    """When gradient boosting won, its 12-month spend replaces BTYD's expected spend and CLV
+    (undiscounted, no interval: the GBM has none); P(alive) and expected orders stay BTYD's.
+    None if the GBM cannot be trained on this history (BTYD keeps scoring)."""
+    try:
+        model = GbmClvModel(horizon_days=horizon_days, n_threads=1).fit(data, cutoff)
+    except ValueError:
+        return None
+    spend = model.predict(data, cutoff).set_index("customer_id")["expected_spend"]
+    out = btyd_scores.copy()
+    gbm = spend.reindex(out["customer_id"]).to_numpy()
+    keep = ~np.isnan(gbm)
+    out.loc[keep, "expected_spend_12m"] = gbm[keep]
+    out.loc[keep, "clv"] = gbm[keep]
+    out.loc[keep, ["clv_lower", "clv_upper"]] = np.nan
+    return out

@@ -14,7 +14,13 @@ from ml.clv import fit_clv, summary_from_orders
 from orchestration.defs.retries import TRANSIENT_RETRY, non_transient
 from orchestration.defs.shared import SETTINGS, WAREHOUSE_POOL, WarehouseResource
 from orchestration.ml_io import as_of_cutoff, load_lifecycle_data
-from orchestration.model_ops import churn_backtest, run_record, train_and_score_churn
+from orchestration.model_ops import (
+    churn_backtest,
+    compare_clv,
+    gbm_clv_scores,
+    run_record,
+    train_and_score_churn,
+)
 from orchestration.warehouse import ensure_ml_tables, replace_rows
 
 STAGING_INPUTS = [
@@ -143,7 +149,10 @@ def _score_churn(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 @dg.asset(
     key=["ml", "clv_predictions"],
     deps=STAGING_INPUTS,
-    description="BG/NBD + Gamma-Gamma: P(alive), expected orders/spend next 12 months, CLV.",
+    description=(
+        "P(alive), expected orders and spend next 12 months and CLV: BG/NBD + Gamma-Gamma, or "
+        "the gradient-boosting challenger's spend when it wins on the time holdout."
+    ),
     **ML_ASSET,
 )
 def clv_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
@@ -156,21 +165,34 @@ def _score_clv(warehouse: WarehouseResource) -> dg.MaterializeResult:
         ensure_ml_tables(con)
         as_of = newest_loaded_day(con)
         data = load_lifecycle_data(con, as_of)
-        summary = summary_from_orders(data.orders, as_of_cutoff(as_of))
+        cutoff = as_of_cutoff(as_of)
+        summary = summary_from_orders(data.orders, cutoff)
         model = fit_clv(summary)
         scores = model.score(summary, horizon_days=365).reset_index(drop=True)
         params = {**model.transaction_model.params_, **model.spend_model.params_}
+        comparison = compare_clv(data, cutoff)
+        winner = comparison["winner"]
+        if winner == "gbm" and (gbm := gbm_clv_scores(data, cutoff, scores)) is not None:
+            scores = gbm
+        else:
+            winner = "btyd"
         digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
-        version = f"clv-{as_of:%Y%m%d}-{digest[:8]}"
+        version = f"clv-{winner}-{as_of:%Y%m%d}-{digest[:8]}"
         scores = scores.assign(as_of_date=as_of, model_version=version, scored_at=now_utc())
         n = replace_rows(con, "clv_predictions", scores, "as_of_date = $d", {"d": as_of})
+        metrics = {**params, "comparison": comparison, "scored_by": winner}
         record = {"model_kind": "clv", "model_version": version, "as_of_date": as_of}
-        record_run(con, {**record, "metrics": params, "is_champion": True})
+        record_run(con, {**record, "metrics": metrics, "is_champion": True})
+    gini = {m: comparison.get(m, {}).get("gini") for m in ("btyd", "gbm")}
     return dg.MaterializeResult(
         metadata={
             "as_of_date": str(as_of),
             "model_version": version,
             "dagster/row_count": n,
+            "scored_by": winner,
+            "comparison": comparison["reason"],
+            "holdout_horizon_days": comparison["horizon_days"],
+            **{f"holdout_gini_{m}": float(g) for m, g in gini.items() if g is not None},
             "params": {k: round(float(v), 6) for k, v in params.items()},
         }
     )
