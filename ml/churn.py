@@ -17,15 +17,14 @@ Training and evaluation protocol (all at fixed cutoffs, never a random split acr
 from __future__ import annotations
 
 import warnings
-from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
-from threadpoolctl import threadpool_limits
 
+from ml._threads import limit_threads
 from ml.data import LifecycleData, to_timestamp
 from ml.features import DAY, build_features, churn_labels
 from ml.metrics import score_report
@@ -88,9 +87,7 @@ class ChurnModel:
         self.n_threads = n_threads
 
     def _threads(self):
-        if self.n_threads is None:
-            return nullcontext()
-        return threadpool_limits(limits=self.n_threads, user_api="openmp")
+        return limit_threads(self.n_threads)
 
     # -- training ---------------------------------------------------------------------------
     def _features(self, data: LifecycleData, cutoff: pd.Timestamp) -> pd.DataFrame:

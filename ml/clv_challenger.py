@@ -16,13 +16,12 @@ cutoff; :func:`feasible_horizon` gives the longest horizon the data allows.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
-from threadpoolctl import threadpool_limits
 
+from ml._threads import limit_threads
 from ml.clv import fit_clv, summary_from_orders
 from ml.data import LifecycleData, order_snapshot, to_timestamp
 from ml.features import DAY, build_features
@@ -150,9 +149,7 @@ class GbmClvModel:
         self.n_threads = n_threads
 
     def _threads(self):
-        if self.n_threads is None:
-            return nullcontext()
-        return threadpool_limits(limits=self.n_threads, user_api="openmp")
+        return limit_threads(self.n_threads)
 
     def fit(self, data: LifecycleData, as_of: object) -> GbmClvModel:
         """Fit on cutoffs ``as_of - horizon - k * step`` with outcomes known at ``as_of``."""

@@ -27,7 +27,9 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.publish import fsync_dir, resolve_path, sql_str
+from orchestration.ingest import sql_literal
+from orchestration.publish import fsync_dir
+from orchestration.settings import resolve_path
 
 SEGMENTS_TABLE = "marts.customer_segments"
 FILES = ("segments.parquet", "segments.csv", "changes.parquet", "changes.csv")
@@ -139,7 +141,7 @@ def _stage_changes(
     else:
         con.execute(
             "create or replace temp table _x_prev as select customer_id, segment "
-            f"from read_parquet({sql_str(str(prev_file))})"
+            f"from read_parquet({sql_literal(str(prev_file))})"
         )
     common = (
         "cur.recommended_action, cur.lifecycle_stage, cur.value_tier, cur.clv, "
@@ -179,7 +181,7 @@ def _write_files(con: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, int]
     for name in FILES:
         stem, ext = name.split(".")
         fmt = "format parquet, compression zstd" if ext == "parquet" else "format csv, header"
-        target = sql_str(str(folder / name))
+        target = sql_literal(str(folder / name))
         rows[name] = con.execute(f"copy _x_{stem} to {target} ({fmt})").fetchone()[0]
     return rows
 

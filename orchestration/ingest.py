@@ -165,7 +165,7 @@ def _stage(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> dict[str, list[
         ).fetchall()
         columns.update({f: [] for f in files} | dict(keys))
         names = sorted({k for _, ks in keys for k in ks})
-        select = "".join(f", line ->> {_lit(k)} as {q(k)}" for k in names)
+        select = "".join(f", line ->> {sql_literal(k)} as {q(k)}" for k in names)
         con.execute(
             f"create temp table _jsonl as select _file, _row_number{select} "
             f"from _lines where {_IS_OBJECT}"
@@ -192,7 +192,9 @@ def _stage(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> dict[str, list[
     return columns
 
 
-def _lit(value: str) -> str:
+def sql_literal(value: str) -> str:
+    """A SQL string literal, for the few places (file names in COPY/ATTACH, generated
+    CASE labels) where a value cannot be bound as a parameter."""
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -360,13 +362,13 @@ def _case(checks: list[tuple[str, str, str]], field: int) -> str:
     """A CASE picking the first violated check's rule (field 0) or reason (field 2)."""
     if not checks:
         return "cast(null as varchar)"
-    return "case " + " ".join(f"when {c[1]} then {_lit(c[field])}" for c in checks) + " end"
+    return "case " + " ".join(f"when {c[1]} then {sql_literal(c[field])}" for c in checks) + " end"
 
 
 def _json_object(columns: list[str]) -> str:
     if not columns:
         return "cast(null as json)"
-    return "json_object(" + ", ".join(f"{_lit(c)}, l.{q(c)}" for c in columns) + ")"
+    return "json_object(" + ", ".join(f"{sql_literal(c)}, l.{q(c)}" for c in columns) + ")"
 
 
 def _typed_select(source: Source, present: set[str], prefix: str = "") -> str:

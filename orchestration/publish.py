@@ -20,24 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestration import warehouse
-from orchestration.settings import PROJECT_ROOT
+from orchestration.ingest import sql_literal
+from orchestration.settings import resolve_path
 
 STABLE_NAME = "lifecycle.duckdb"
 SNAPSHOT_GLOB = "lifecycle-*.duckdb"
 ANALYST_SCHEMAS = ("marts", "ml")
 DEFAULT_KEEP = 3
-
-
-def resolve_path(var: str, default: str) -> Path:
-    """A path from the environment, relative paths resolved against the project root (the
-    convention of ``orchestration.settings``)."""
-    p = Path(os.environ.get(var) or default).expanduser()
-    return p if p.is_absolute() else (PROJECT_ROOT / p).resolve()
-
-
-def sql_str(value: str) -> str:
-    """A SQL string literal (for file names, which ``COPY``/``ATTACH`` cannot bind)."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def fsync_dir(folder: Path) -> None:
@@ -91,7 +80,7 @@ def _copy_schemas(con, target: Path, schemas: tuple[str, ...]) -> tuple[dict[str
         "and schema_name in (select unnest($s)) and not internal order by 1, 2",
         {"db": db, "s": list(schemas)},
     ).fetchall()
-    con.execute(f"attach {sql_str(str(target))} as _snap (read_write)")
+    con.execute(f"attach {sql_literal(str(target))} as _snap (read_write)")
     try:
         con.execute("begin transaction")
         tables = {}
@@ -114,7 +103,7 @@ def _copy_schemas(con, target: Path, schemas: tuple[str, ...]) -> tuple[dict[str
         )
         con.execute(
             "create table _snap.main.snapshot_tables as select * from (values "
-            + ", ".join(f"({sql_str(k)}, {v})" for k, v in tables.items())
+            + ", ".join(f"({sql_literal(k)}, {v})" for k, v in tables.items())
             + ") t(table_name, row_count)"
             if tables
             else "create table _snap.main.snapshot_tables (table_name varchar, row_count bigint)"

@@ -16,7 +16,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 
-def _path(var: str, default: str) -> Path:
+def resolve_path(var: str, default: str) -> Path:
+    """A path from env ``var`` (else ``default``); relative paths against the project root."""
     p = Path(os.environ.get(var) or default).expanduser()
     return p if p.is_absolute() else (PROJECT_ROOT / p).resolve()
 
@@ -78,11 +79,11 @@ def load_settings() -> Settings:
     except ValueError as exc:
         raise ValueError(f"LIFECYCLE_START_DATE must be YYYY-MM-DD, got {start!r}") from exc
     return Settings(
-        landing_dir=_path("LIFECYCLE_LANDING_DIR", "data/landing"),
-        warehouse=_path("LIFECYCLE_WAREHOUSE", "data/warehouse/lifecycle.duckdb"),
+        landing_dir=resolve_path("LIFECYCLE_LANDING_DIR", "data/landing"),
+        warehouse=resolve_path("LIFECYCLE_WAREHOUSE", "data/warehouse/lifecycle.duckdb"),
         start_date=start_date,
         timezone=os.environ.get("LIFECYCLE_TIMEZONE") or "UTC",
         schedule_time=_time("LIFECYCLE_SCHEDULE_TIME", "02:00"),
         churn_horizon_days=_int("LIFECYCLE_CHURN_HORIZON_DAYS", 90),
-        model_dir=_path("LIFECYCLE_MODEL_DIR", "data/models"),
+        model_dir=resolve_path("LIFECYCLE_MODEL_DIR", "data/models"),
     )

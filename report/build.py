@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.settings import PROJECT_ROOT
+from orchestration.settings import PROJECT_ROOT, resolve_path
 from report import charts as ch
 from report.churn import churn_charts
 from report.queries import ReportData, load_report_data
@@ -64,8 +64,10 @@ class ReportResult:
 def report_dir(value: str | None = None) -> Path:
     """``value`` or env ``LIFECYCLE_REPORT_DIR`` (default ``data/reports``); a relative path
     is resolved against the project root, like the other ``LIFECYCLE_*`` paths."""
-    path = Path(value or os.environ.get(REPORT_DIR_ENV) or DEFAULT_REPORT_DIR).expanduser()
-    return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+    if value:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+    return resolve_path(REPORT_DIR_ENV, DEFAULT_REPORT_DIR)
 
 
 def make_charts(data: ReportData, model_dir: os.PathLike | str | None) -> list[ch.Chart]:

@@ -1,6 +1,5 @@
 """ML assets: nightly churn and CLV scores as of the newest loaded day (glue around ``ml/``)."""
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -13,7 +12,7 @@ import pandas as pd
 from ml.clv import fit_clv, summary_from_orders
 from orchestration.defs.retries import TRANSIENT_RETRY, non_transient
 from orchestration.defs.shared import SETTINGS, WAREHOUSE_POOL, WarehouseResource
-from orchestration.ml_io import as_of_cutoff, load_lifecycle_data
+from orchestration.ml_io import VIEWS, as_of_cutoff, load_lifecycle_data
 from orchestration.model_ops import (
     churn_backtest,
     compare_clv,
@@ -22,11 +21,9 @@ from orchestration.model_ops import (
     train_and_score_churn,
 )
 from orchestration.warehouse import ensure_ml_tables, replace_rows
+from report.build import data_uri
 
-STAGING_INPUTS = [
-    dg.AssetKey(["staging", v])
-    for v in ("stg_order_events", "stg_reviews", "stg_surveys", "stg_checkouts", "stg_customers")
-]
+STAGING_INPUTS = [dg.AssetKey(["staging", view]) for view in VIEWS.values()]
 ML_ASSET = dict(
     group_name="ml",
     pool=WAREHOUSE_POOL,
@@ -72,8 +69,7 @@ def record_run(con: duckdb.DuckDBPyConnection, record: dict) -> None:
 
 def image_md(path) -> dg.MetadataValue:
     """A PNG inlined as markdown, so the plot shows in the asset's metadata in the UI."""
-    data = base64.b64encode(path.read_bytes()).decode()
-    return dg.MetadataValue.md(f"![{path.stem}](data:image/png;base64,{data})")
+    return dg.MetadataValue.md(f"![{path.stem}]({data_uri(path.read_bytes())})")
 
 
 @dg.asset(
