@@ -5,8 +5,12 @@ read when the definitions are imported, so they are set before any test module r
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="lifecycle-tests-"))
 PIPELINE_START = "2024-01-01"
@@ -21,3 +25,22 @@ os.environ["LIFECYCLE_EXPORT_DIR"] = str(SESSION_DIR / "exports")
 os.environ["LIFECYCLE_PUBLISHED_DIR"] = str(SESSION_DIR / "published")
 os.environ.pop("DAGSTER_HOME", None)
 os.environ["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] = "true"
+
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pg_server import PgServer, PgUnavailable, ensure_binaries  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL 15 server on a free 127.0.0.1 port, shared by every test module that needs
+    one, stopped (by PID) after the session."""
+    try:
+        ensure_binaries()
+    except PgUnavailable as exc:
+        pytest.skip(str(exc))
+    server = PgServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

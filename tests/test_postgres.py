@@ -17,7 +17,6 @@ import json
 import re
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -27,7 +26,7 @@ import pytest
 from dbt.cli.main import dbtRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pg_server import PgServer, PgUnavailable, ensure_binaries  # noqa: E402
+from pg_server import PgServer  # noqa: E402
 
 from ml.churn import ChurnModel  # noqa: E402
 from ml.clv import fit_clv, summary_from_orders  # noqa: E402
@@ -142,20 +141,6 @@ def row_counts(cursor_or_con, tables: list[str]) -> dict[str, int]:
         done = cursor_or_con.execute(f"select count(*) from {table}")
         counts[table] = (done or cursor_or_con).fetchone()[0]
     return counts
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """A PostgreSQL 15 server on a free 127.0.0.1 port, stopped (by PID) after the session."""
-    try:
-        ensure_binaries()
-    except PgUnavailable as exc:
-        pytest.skip(str(exc))
-    server = PgServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
