@@ -12,6 +12,7 @@ import dagster as dg
 import pytest
 
 from orchestration import alerts
+from orchestration.defs.follow import is_ingest_key, refresh_after_ingest, refresh_request
 from orchestration.defs.sensors import (
     FAILURES_FILE,
     ORDERS_KEY,
@@ -20,7 +21,7 @@ from orchestration.defs.sensors import (
     ready_days,
     run_failure_alert,
 )
-from orchestration.defs.shared import DAILY
+from orchestration.defs.shared import DAILY, MAX_DATE_TAG, MIN_DATE_TAG
 
 DAY = dt.date(2025, 6, 10)
 POLICY = LandingPolicy(lookback_days=3, settle_seconds=1800, quiet_seconds=60)
@@ -194,3 +195,56 @@ def test_run_failure_sensor_records_and_posts_the_failure(webhook, monkeypatch):
     assert "bad value 1" in payload["failed_steps"][0]["error"]
     lines = [json.loads(line) for line in FAILURES_FILE.read_text().splitlines()]
     assert [r for r in lines if r["run_id"] == result.run_id] == [payload]
+
+
+@dg.asset(key=["raw", "orders"], partitions_def=DAILY)
+def fake_raw_orders() -> None:
+    pass
+
+
+@dg.asset(key=["marts", "dim_customers"], deps=[fake_raw_orders])
+def fake_mart() -> None:
+    pass
+
+
+def test_an_ingest_only_run_is_followed_by_one_refresh_with_its_day_range():
+    with dg.instance_for_test() as instance:
+        ingest = dg.materialize(
+            [fake_raw_orders],
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": "2024-05-01",
+                "dagster/asset_partition_range_end": "2024-05-03",
+            },
+        )
+        whole = dg.materialize(
+            [fake_raw_orders, fake_mart], instance=instance, partition_key="2024-05-04"
+        )
+        requests = {}
+        for result in (ingest, whole):
+            context = dg.build_run_status_sensor_context(
+                sensor_name="refresh_after_ingest",
+                dagster_instance=instance,
+                dagster_run=result.dagster_run,
+                dagster_event=result.get_run_success_event(),
+            )
+            requests[result.run_id] = refresh_after_ingest(context)
+    follow = requests[ingest.run_id]
+    assert isinstance(follow, dg.RunRequest)
+    assert follow.run_key == f"refresh-after-{ingest.run_id}"
+    assert follow.tags[MIN_DATE_TAG] == "2024-05-01"
+    assert follow.tags[MAX_DATE_TAG] == "2024-05-03"
+    # a run that also built what is downstream needs no refresh
+    assert isinstance(requests[whole.run_id], dg.SkipReason)
+
+
+def test_refresh_job_selects_everything_but_ingest():
+    assert refresh_request("r", {dg.AssetKey(["ml", "churn_scores"])}, {}) is None
+    assert refresh_request("r", None, {}) is None
+    assert refresh_request("r", {dg.AssetKey(["raw", "orders"])}, {}).tags.get(MIN_DATE_TAG) is None
+    from orchestration.definitions import defs
+
+    selected = defs().resolve_job_def("refresh").asset_layer.selected_asset_keys
+    assert dg.AssetKey(["marts", "customer_segments"]) in selected
+    assert dg.AssetKey(["ml", "churn_scores"]) in selected
+    assert not any(is_ingest_key(k) for k in selected)

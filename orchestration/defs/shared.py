@@ -26,12 +26,27 @@ DAILY = dg.DailyPartitionsDefinition(
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 
+# Tags of a ``refresh`` run: the days loaded by the ingest run it follows (orchestration/defs/
+# follow.py), so dbt's incremental window covers them although the run loads nothing.
+MIN_DATE_TAG = "lifecycle/min_date"
+MAX_DATE_TAG = "lifecycle/max_date"
+
+
 def run_day_range(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date] | None:
     """The days the run loads (its partition or partition range), read from the run's tags
-    so that unpartitioned assets downstream of the ingest know them too."""
+    so that unpartitioned assets downstream of the ingest know them too; for a ``refresh``
+    run, the days loaded by the ingest run it follows."""
     tags = context.run.tags
-    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
-    last = tags.get("dagster/asset_partition_range_end") or tags.get("dagster/partition")
+    first = (
+        tags.get("dagster/asset_partition_range_start")
+        or tags.get("dagster/partition")
+        or tags.get(MIN_DATE_TAG)
+    )
+    last = (
+        tags.get("dagster/asset_partition_range_end")
+        or tags.get("dagster/partition")
+        or tags.get(MAX_DATE_TAG)
+    )
     if not first or not last:
         return None
     return dt.date.fromisoformat(first), dt.date.fromisoformat(last)
