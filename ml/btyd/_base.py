@@ -8,7 +8,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
+
+from ml.btyd._optim import BOUND, WARM_CUSTOMERS, WARM_ROWS, hessian, single_blas_thread, solve
+from ml.btyd._rows import Distinct, compress_rows
 
 ArrayLike = np.ndarray | pd.Series | list | float | int
 
@@ -49,37 +51,15 @@ def check_rfm(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike):
     return x, tx, t_end
 
 
-def aggregate_rows(columns: list[np.ndarray], weights: np.ndarray | None):
-    """Collapse identical rows into unique rows with summed weights (the fit is unchanged)."""
-    frame = pd.DataFrame({f"c{i}": c for i, c in enumerate(columns)})
-    frame["w"] = 1.0 if weights is None else weights
-    grouped = frame.groupby([f"c{i}" for i in range(len(columns))], sort=False)["w"].sum()
-    grouped = grouped[grouped > 0]
-    uniq = [grouped.index.get_level_values(i).to_numpy(dtype=float) for i in range(len(columns))]
-    return uniq, grouped.to_numpy(dtype=float)
-
-
-class Distinct:
-    """An array with its distinct values, so costly functions run once per distinct value."""
-
-    def __init__(self, values: np.ndarray):
-        self.full = np.asarray(values, dtype=float)
-        self.values, self.index = np.unique(self.full, return_inverse=True)
-
-    def apply(self, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        return fn(self.values)[self.index]
-
-
-def distinct(values) -> Distinct:
-    return values if isinstance(values, Distinct) else Distinct(values)
-
-
 class BaseFitter:
-    """Maximum-likelihood fitting on log-parameters with L-BFGS-B and a Hessian-based covariance.
+    """Maximum-likelihood fitting on log-parameters with a Hessian-based covariance.
 
-    Subclasses define ``_param_names`` and ``_loglik(params, *data, grad)`` returning per-row
-    log-likelihood and, when ``grad`` is true, the per-row gradient w.r.t. the natural parameters
-    (shape (n_rows, k)) or ``None`` (a central-difference gradient is then used).
+    Identical rows are compressed into weighted unique rows (:mod:`ml.btyd._rows`) and the
+    optimiser is :func:`ml.btyd._optim.solve`. Subclasses define ``_param_names`` and
+    ``_loglik(params, *data, grad)`` returning per-row log-likelihood and, when ``grad`` is true,
+    the per-row gradient w.r.t. the natural parameters (shape (n_rows, k)) or ``None`` (a
+    central-difference gradient is then used); they may override ``_prepare`` and
+    ``_weighted_loglik`` with a faster weighted total.
     """
 
     _param_names: tuple[str, ...] = ()
@@ -87,71 +67,73 @@ class BaseFitter:
     def _loglik(self, params: np.ndarray, *data: np.ndarray, grad: bool = False):
         raise NotImplementedError
 
-    def _prepare(self, data: list[np.ndarray]):
-        """Hook to precompute data-only structures once per fit (default: none)."""
-        return data
+    def _prepare(self, data: list[Distinct], weights: np.ndarray):
+        """Hook: data-only structures computed once per fit (default: the full columns)."""
+        return [d.full for d in data]
+
+    def _weighted_loglik(self, params: np.ndarray, data, weights: np.ndarray):
+        """(sum_i w_i ll_i, its gradient w.r.t. the natural parameters or ``None``)."""
+        ll, g = self._loglik(params, *data, grad=True)
+        return float(np.dot(weights, ll)), (None if g is None else g.T @ weights)
 
     def _objective(self, theta: np.ndarray, data, weights: np.ndarray, total: float):
+        """Mean negative log-likelihood and its gradient in log-parameter space."""
         params = np.exp(theta)
-        ll, g = self._loglik(params, *data, grad=True)
-        value = -np.dot(weights, ll) / total
+        value, g = self._weighted_loglik(params, data, weights)
         if g is None:
             g_theta = np.empty_like(theta)
             for j in range(theta.size):
                 step = np.zeros_like(theta)
                 step[j] = 1e-6
-                up = -np.dot(weights, self._loglik(np.exp(theta + step), *data)[0]) / total
-                down = -np.dot(weights, self._loglik(np.exp(theta - step), *data)[0]) / total
-                g_theta[j] = (up - down) / 2e-6
+                up = self._weighted_loglik(np.exp(theta + step), data, weights)[0]
+                down = self._weighted_loglik(np.exp(theta - step), data, weights)[0]
+                g_theta[j] = -(up - down) / 2e-6 / total
         else:
-            g_theta = -(weights @ g) * params / total
+            g_theta = -g * params / total
         if not np.isfinite(value):
             return 1e100, np.zeros_like(theta)
-        return value, g_theta
+        return -value / total, g_theta
 
     def _fit_arrays(self, data: list[np.ndarray], weights, theta0: np.ndarray, aggregate: bool):
-        n_customers = float(data[0].size if weights is None else np.sum(weights))
         if aggregate:
-            data, w = aggregate_rows(data, weights)
+            cols, w = compress_rows(data, weights)
         else:
+            cols = [Distinct(v) for v in data]
             w = np.ones(data[0].size) if weights is None else np.asarray(weights, float)
-        if w.size == 0 or n_customers <= 0:
-            raise ValueError("no customers to fit")
         total = float(np.sum(w))
-        data = self._prepare(data)
-        res = self._minimize(theta0, data, w, total)
+        if w.size == 0 or total <= 0:
+            raise ValueError("no customers to fit")
+        prepared = self._prepare(cols, w)
+        subsample = None
+        if w.size > WARM_ROWS and total > 4 * WARM_CUSTOMERS:
+            subsample = self._subsample_args(cols, w, WARM_CUSTOMERS / total)
+        with single_blas_thread():
+            res = solve(self._objective, theta0, (prepared, w, total), subsample)
+            self.covariance_log_ = self._log_covariance(res.x, prepared, w, total)
         self.converged_ = bool(res.success or np.max(np.abs(res.jac)) < 1e-5)
         if not self.converged_:
             warnings.warn(f"{type(self).__name__} did not converge: {res.message}", stacklevel=3)
         self.params_ = dict(zip(self._param_names, np.exp(res.x).tolist(), strict=True))
         self.log_likelihood_ = float(-res.fun * total)
-        self.n_customers_ = int(round(n_customers))
+        self.n_customers_ = int(round(total))
+        self.n_unique_rows_ = int(w.size)
         self.n_iter_ = int(res.nit)
-        self.covariance_log_ = self._log_covariance(res.x, data, w, total)
         return self
 
-    def _minimize(self, theta0, data, w, total):
-        return minimize(
-            self._objective,
-            theta0,
-            args=(data, w, total),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(-18.0, 18.0)] * theta0.size,
-            options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-9},
-        )
+    def _subsample_args(self, cols: list[Distinct], w: np.ndarray, fraction: float):
+        """Objective arguments for a random customer subsample (Poisson-thinned weights)."""
+
+        def make():
+            sub = np.random.default_rng(0).poisson(w * fraction).astype(float)
+            rows = np.flatnonzero(sub)
+            sub_w = sub[rows]
+            return self._prepare([c.take(rows) for c in cols], sub_w), sub_w, float(sub_w.sum())
+
+        return make
 
     def _log_covariance(self, theta, data, w, total) -> np.ndarray:
         """Inverse numerical Hessian of the total negative LL in log-parameter space."""
-        k, h = theta.size, 1e-4
-        hess = np.empty((k, k))
-        for j in range(k):
-            step = np.zeros(k)
-            step[j] = h
-            g_up = self._objective(theta + step, data, w, total)[1]
-            g_dn = self._objective(theta - step, data, w, total)[1]
-            hess[:, j] = (g_up - g_dn) * total / (2 * h)
-        hess = 0.5 * (hess + hess.T)
+        hess = hessian(self._objective, theta, (data, w, total)) * total
         try:
             cov = np.linalg.inv(hess)
             np.linalg.cholesky(cov)
@@ -179,7 +161,7 @@ class BaseFitter:
         p = self._check_fitted()
         rng = np.random.default_rng(random_state)
         draws = rng.multivariate_normal(np.log(p), self.covariance_log_, size=n_draws)
-        return np.exp(draws)
+        return np.exp(np.clip(draws, -BOUND, BOUND))  # the fit's parameter box
 
     def with_params(self, params: np.ndarray | dict) -> BaseFitter:
         """A copy of this fitted model with other parameter values (used for draws)."""

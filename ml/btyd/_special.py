@@ -68,8 +68,14 @@ def log_hyp2f1_1bc(
     return np.log(out).reshape(shape)
 
 
-def _log_tail(a_: np.ndarray, b_: np.ndarray, p: np.ndarray, q: np.ndarray, lo: np.ndarray):
-    """Log of int_lo^inf (A + tau)^-p (B + tau)^-q dtau, via 2F1 after an Euler transformation."""
+def log_tail(a_, b_, p, q, lo) -> np.ndarray:
+    """Log of int_lo^inf (A + tau)^-p (B + tau)^-q dtau, via 2F1 after an Euler transformation.
+
+    Arguments broadcast against each other (A, B > 0, p, q > 0, p + q > 1, finite lo >= 0).
+    """
+    a_, b_, p, q, lo = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (a_, b_, p, q, lo))
+    )
     m = p + q - 1.0
     a_ge = a_ >= b_
     big = np.where(a_ge, a_, b_) + lo  # the larger of A + lo, B + lo
@@ -104,11 +110,11 @@ def log_power_integral(a_, b_, p, q, lo, hi) -> np.ndarray:
     a_, b_, p, q, lo, hi = np.broadcast_arrays(
         *(np.asarray(v, dtype=float) for v in (a_, b_, p, q, lo, hi))
     )
-    log_lo = _log_tail(a_, b_, p, q, lo)
+    log_lo = log_tail(a_, b_, p, q, lo)
     finite = np.isfinite(hi)
     log_hi = np.full(log_lo.shape, -np.inf)
     if finite.any():
-        log_hi[finite] = _log_tail(a_[finite], b_[finite], p[finite], q[finite], hi[finite])
+        log_hi[finite] = log_tail(a_[finite], b_[finite], p[finite], q[finite], hi[finite])
     diff = np.minimum(log_hi - log_lo, 0.0)
     with np.errstate(divide="ignore"):
         return log_lo + np.log(-np.expm1(diff))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
-from ml.btyd._base import TransactionFitter, check_rfm, distinct
+from ml.btyd._base import TransactionFitter, check_rfm
+from ml.btyd._rows import Distinct, distinct
 
 
 class BetaGeoFitter(TransactionFitter):
@@ -22,8 +23,82 @@ class BetaGeoFitter(TransactionFitter):
     def _theta0(self, x, tx, T):
         return np.log([1.0, max(float(np.mean(T)), 1e-3) / 4.0, 1.0, 2.0])
 
-    def _prepare(self, data):
-        return [distinct(v) for v in data]
+    def _prepare(self, data: list[Distinct], weights: np.ndarray) -> dict:
+        """Weight sums per distinct x and T, and the rows that need the drop-out term.
+
+        Only customers with a repeat purchase (all customers for MBG/NBD) have the second
+        likelihood term; every other quantity of the log-likelihood and its gradient is a
+        weighted sum over distinct x or distinct T, precomputed here.
+        """
+        x, tx, t_end = data
+        xv, tv = x.values, t_end.values
+        rows = np.flatnonzero(x.full > 0) if self._k == 0 else np.arange(len(x))
+        ws = weights[rows]
+        return {
+            "x": xv,
+            "tx": tx.values,
+            "T": tv,
+            "W": float(weights.sum()),
+            "Wx": np.bincount(x.index, weights, xv.size),
+            "WT": np.bincount(t_end.index, weights, tv.size),
+            "WxT": np.bincount(t_end.index, weights * x.full, tv.size),
+            "ix": x.index[rows],
+            "itx": tx.index[rows],
+            "iT": t_end.index[rows],
+            "xs": x.full[rows],
+            "ws": ws,
+        }
+
+    def _weighted_loglik(self, params, data, weights):
+        """Total weighted log-likelihood and gradient; O(1) special functions per distinct x."""
+        r, alpha, a, b = params
+        k, d = self._k, data
+        xv = d["x"]
+        blab, psi_ab = betaln(a, b), digamma(a + b)
+        has3 = (xv > 0) | (k > 0)
+        b2 = betaln(a, b + xv + k) - blab
+        b3 = np.where(has3, betaln(a + 1, b + np.maximum(xv, 1 - k) + k - 1) - blab, -np.inf)
+        log_t, log_tx = np.log(alpha + d["T"]), np.log(alpha + d["tx"])
+        head = gammaln(r + xv) - gammaln(r) + r * np.log(alpha) + b2
+        total = d["Wx"] @ head - r * (d["WT"] @ log_t) - d["WxT"] @ log_t
+        # drop-out term, per row: log(1 + exp(a3 - a2)) and its weight w3 = expit(a3 - a2)
+        gap = log_tx[d["itx"]]
+        gap -= log_t[d["iT"]]
+        rx = d["xs"] + r
+        diff = np.where(has3, b3 - b2, 0.0)[d["ix"]]
+        diff -= rx * gap
+        e = np.abs(diff)
+        np.negative(e, out=e)
+        np.exp(e, out=e)  # exp(-|diff|) in (0, 1]: softplus(diff) = max(diff, 0) + log1p(e)
+        softplus = np.log1p(e)
+        softplus += np.maximum(diff, 0.0)
+        total += d["ws"] @ softplus
+        w3 = diff - softplus  # log expit(diff)
+        np.exp(w3, out=w3)
+        w3 *= d["ws"]
+        v3 = np.bincount(d["ix"], w3, xv.size)
+        inv_t, inv_tx = 1.0 / (alpha + d["T"]), 1.0 / (alpha + d["tx"])
+        w3rx = w3 * rx
+        psi_abx = digamma(a + b + xv + k)
+        psi_b3 = np.where(has3, digamma(b + np.maximum(xv, 1 - k) + k - 1) - psi_abx, 0.0)
+        grad = np.array(
+            [
+                d["Wx"] @ (digamma(r + xv) - digamma(r) + np.log(alpha))
+                - d["WT"] @ log_t
+                - w3 @ gap,
+                r / alpha * d["W"]
+                - (r * d["WT"] + d["WxT"]) @ inv_t
+                - np.bincount(d["itx"], w3rx, inv_tx.size) @ inv_tx
+                + np.bincount(d["iT"], w3rx, inv_t.size) @ inv_t,
+                d["Wx"] @ (digamma(a) - psi_abx)
+                + (digamma(a + 1) - digamma(a)) * w3.sum()
+                - d["W"] * (digamma(a) - psi_ab),
+                (d["Wx"] - v3) @ (digamma(b + xv + k) - psi_abx)
+                + v3 @ psi_b3
+                - d["W"] * (digamma(b) - psi_ab),
+            ]
+        )
+        return float(total), grad
 
     def _terms(self, params, x, tx, T, grad=False):
         """Log-likelihood pieces; special functions are evaluated once per distinct x, t_x, T."""

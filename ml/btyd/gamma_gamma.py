@@ -6,6 +6,7 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 from ml.btyd._base import ArrayLike, BaseFitter, as_float_array
+from ml.btyd._rows import Distinct
 
 
 def _check_spend(frequency: ArrayLike, monetary_value: ArrayLike):
@@ -51,6 +52,46 @@ class GammaGammaFitter(BaseFitter):
             ]
         )
         return ll, grads
+
+    def _prepare(self, data: list[Distinct], weights: np.ndarray) -> dict:
+        """Weight sums per distinct x and the data-only sums of the log-likelihood."""
+        x, m = data
+        xf, mf = x.full, m.full
+        wx = weights * xf
+        return {
+            "x": x.values,
+            "Wx": np.bincount(x.index, weights, x.values.size),
+            "W": float(weights.sum()),
+            "wx": wx,
+            "xm": xf * mf,
+            "sum_log_m": weights @ np.log(mf),
+            "sum_x_log_xm": wx @ (np.log(mf) + np.log(xf)),
+        }
+
+    def _weighted_loglik(self, params, data, weights):
+        """Total weighted log-likelihood and gradient; gammaln/digamma once per distinct x."""
+        p, q, g = params
+        d = data
+        pxv = p * d["x"]
+        den = d["xm"] + g
+        log_den = np.log(den)
+        wx_log_den = d["wx"] @ log_den
+        w_log_den = weights @ log_den
+        total = (
+            d["Wx"] @ (gammaln(pxv + q) - gammaln(pxv))
+            + d["W"] * (q * np.log(g) - gammaln(q))
+            + p * d["sum_x_log_xm"] - d["sum_log_m"]
+            - p * wx_log_den - q * w_log_den
+        )  # fmt: skip
+        psi = digamma(pxv + q)
+        grad = np.array(
+            [
+                d["Wx"] @ (d["x"] * (psi - digamma(pxv))) + d["sum_x_log_xm"] - wx_log_den,
+                d["Wx"] @ psi + d["W"] * (np.log(g) - digamma(q)) - w_log_den,
+                d["W"] * q / g - (p * d["wx"] + q * weights) @ (1.0 / den),
+            ]
+        )
+        return float(total), grad
 
     def fit(
         self,

@@ -6,7 +6,8 @@ import numpy as np
 from scipy.special import expit, gammaln
 
 from ml.btyd._base import TransactionFitter, check_rfm
-from ml.btyd._special import log_power_integral
+from ml.btyd._rows import Distinct, pair_index
+from ml.btyd._special import log_power_integral, log_tail
 
 
 class ParetoNBDFitter(TransactionFitter):
@@ -33,6 +34,31 @@ class ParetoNBDFitter(TransactionFitter):
         alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
         died = np.log(s) + log_power_integral(alpha, beta, r + x, s + 1.0, tx, T)
         return head, alive, died
+
+    def _prepare(self, data: list[Distinct], weights: np.ndarray) -> dict:
+        """Distinct (x, t_x) and (x, T) pairs: the integral's tail terms depend on one pair."""
+        x, tx, t_end = data
+        lo_x, lo, lo_row = pair_index(x, tx)
+        hi_x, hi, hi_row = pair_index(x, t_end)
+        return {
+            "x": x.values,
+            "Wx": np.bincount(x.index, weights, x.values.size),
+            "lo": (lo_x, lo, lo_row),
+            "hi": (hi_x, hi, hi_row),
+        }
+
+    def _weighted_loglik(self, params, data, weights):
+        """Total weighted log-likelihood; the 2F1 tails run once per distinct pair."""
+        r, alpha, s, beta = params
+        xv, (lo_x, lo, lo_row), (hi_x, hi, hi_row) = data["x"], data["lo"], data["hi"]
+        head = data["Wx"] @ (gammaln(r + xv) - gammaln(r))
+        head += weights.sum() * (r * np.log(alpha) + s * np.log(beta))
+        alive = -(r + hi_x) * np.log(alpha + hi) - s * np.log(beta + hi)
+        tail_lo = log_tail(alpha, beta, r + lo_x, s + 1.0, lo)[lo_row]
+        gap = np.minimum(log_tail(alpha, beta, r + hi_x, s + 1.0, hi)[hi_row] - tail_lo, 0.0)
+        with np.errstate(divide="ignore"):
+            died = np.log(s) + tail_lo + np.log(-np.expm1(gap))
+        return float(head + weights @ np.logaddexp(alive[hi_row], died)), None
 
     def _loglik(self, params, x, tx, T, grad=False):
         head, alive, died = self._log_terms(params, x, tx, T)
