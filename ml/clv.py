@@ -102,8 +102,21 @@ class ClvModel:
     discount_rate: float = 0.01
     meta: dict = field(default_factory=dict)
 
+    def expected_spend(self, sm: GammaGammaFitter, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Expected spend per order: Gamma-Gamma's conditional expectation, or - when the fitted
+        q <= 1 (a spend tail so heavy that the population mean is infinite) - a rule that stays
+        finite: a repeat buyer's own mean spend, and for the others the mean of the repeat
+        buyers' means (the fallback is recorded in ``meta["spend_rule"]``)."""
+        if sm.params_["q"] > 1:
+            return sm.conditional_expected_average_profit(x, m)
+        repeat = (x > 0) & (m > 0)
+        population = float(np.mean(m[repeat])) if repeat.any() else 0.0
+        return np.where(x > 0, m, population)
+
     def _clv(self, tm, sm, x, tx, T, m, horizon_days):
-        spend = sm.conditional_expected_average_profit(x, m)
+        if sm.params_["q"] <= 1 and sm is not self.spend_model:
+            return np.full(x.shape, np.nan)  # a parameter draw without a finite mean spend
+        spend = self.expected_spend(sm, x, m)
         return customer_lifetime_value(tm, x, tx, T, spend, horizon_days / 30.0, self.discount_rate)
 
     def clv_interval(self, summary: pd.DataFrame, horizon_days=365, alpha=0.1, n_draws=200, seed=0):
@@ -140,7 +153,7 @@ class ClvModel:
         x, tx, T, m = (summary[c].to_numpy(float) for c in _COLS)
         tm, sm = self.transaction_model, self.spend_model
         orders = tm.predict(horizon_days, x, tx, T)
-        spend = sm.conditional_expected_average_profit(x, m)
+        spend = self.expected_spend(sm, x, m)
         lower, upper = self.clv_interval(summary, horizon_days, n_draws=n_draws)
         return pd.DataFrame(
             {
@@ -170,7 +183,9 @@ def fit_clv(summary: pd.DataFrame, model: str = "bgnbd", discount_rate: float = 
     x, tx, T, m = (summary[c] for c in _COLS)
     tm = models[model]().fit(x, tx, T)
     sm = GammaGammaFitter().fit(x, m)
-    return ClvModel(tm, sm, discount_rate, {"model": model, "n_customers": len(summary)})
+    meta = {"model": model, "n_customers": len(summary)}
+    meta["spend_rule"] = "gamma_gamma" if sm.params_["q"] > 1 else "observed_mean (q <= 1)"
+    return ClvModel(tm, sm, discount_rate, meta)
 
 
 def summary_from_orders(orders: pd.DataFrame, cutoff) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """Nightly model operations around ``ml/`` (glue, no dagster import): train a churn
 candidate, register it with its plots and card, gate it against the baselines and the
-champion, score with the champion, measure drift and backtest earlier scores."""
+champion, score with the champion, measure drift and backtest earlier scores; score CLV with
+the better of BTYD and gradient boosting and register the night's CLV models."""
 
 from __future__ import annotations
 
@@ -15,14 +16,16 @@ import pandas as pd
 from ml import registry
 from ml.backtest import backtest_scores
 from ml.churn import ChurnModel
-from ml.clv_challenger import GbmClvModel, compare_clv_models, feasible_horizon
+from ml.clv_scoring import ClvScoring, score_clv
 from ml.data import LifecycleData
 from ml.drift import drift_summary, feature_psi
 from ml.features import build_features
 from ml.gate import GateResult, gate
-from ml.plots import churn_plots
+from ml.plots import churn_plots, clv_decile_plot
 
 CHURN = "churn"
+CLV = "clv"
+BTYD_INPUTS = ["frequency", "recency", "T", "monetary_value"]
 
 
 @dataclass
@@ -103,43 +106,43 @@ def churn_backtest(
     return backtest_scores(scores, data, horizon_days=horizon_days, data_end=cutoff)
 
 
-def compare_clv(data: LifecycleData, cutoff: pd.Timestamp, horizon_days: int = 365) -> dict:
-    """BTYD vs gradient boosting on the longest time holdout the history allows (up to
-    ``horizon_days``). Returns the winner, the reason and each model's scalar metrics; when
-    the history is too short to compare, BTYD stays champion and the reason says why."""
-    try:
-        horizon = feasible_horizon(data, cutoff, preferred=horizon_days)
-        result = compare_clv_models(data, cutoff, horizon)
-    except ValueError as exc:
-        return {"winner": "btyd", "reason": f"not compared: {exc}", "horizon_days": 0}
-    scalars = {
-        name: {k: float(v) for k, v in result[name].items() if isinstance(v, int | float)}
-        for name in ("btyd", "gbm")
-    }
-    return {
-        "winner": result["winner"],
-        "reason": result["reason"],
-        "horizon_days": result["horizon_days"],
-        "n_holdout": result["n_holdout"],
-        **scalars,
-    }
+@dataclass
+class ClvOutcome:
+    scoring: ClvScoring
+    version: registry.ModelVersion
+    plots: dict[str, Path] = field(default_factory=dict)
 
 
-def gbm_clv_scores(
-    data: LifecycleData, cutoff: pd.Timestamp, btyd_scores: pd.DataFrame, horizon_days: int = 365
-) -> pd.DataFrame | None:
-    """When gradient boosting won, its 12-month spend replaces BTYD's expected spend and CLV
-    (undiscounted, no interval: the GBM has none); P(alive) and expected orders stay BTYD's.
-    None if the GBM cannot be trained on this history (BTYD keeps scoring)."""
-    try:
-        model = GbmClvModel(horizon_days=horizon_days, n_threads=1).fit(data, cutoff)
-    except ValueError:
-        return None
-    spend = model.predict(data, cutoff).set_index("customer_id")["expected_spend"]
-    out = btyd_scores.copy()
-    gbm = spend.reindex(out["customer_id"]).to_numpy()
-    keep = ~np.isnan(gbm)
-    out.loc[keep, "expected_spend_12m"] = gbm[keep]
-    out.loc[keep, "clv"] = gbm[keep]
-    out.loc[keep, ["clv_lower", "clv_upper"]] = np.nan
-    return out
+def train_and_score_clv(
+    data: LifecycleData, cutoff: pd.Timestamp, model_dir: Path, horizon_days: int = 365
+) -> ClvOutcome:
+    """Score with the better CLV model (:func:`ml.clv_scoring.score_clv`) and register the
+    night's models (BTYD, plus the GBM when it scores) with the holdout decile plot and a
+    model card. There is no gate: the holdout comparison picks the scorer every night."""
+    scoring = score_clv(data, cutoff, horizon_days)
+    metrics = {"scored_by_gbm": float(scoring.winner == "gbm")}
+    for name in ("btyd", "gbm"):
+        for metric, value in scoring.comparison.get(name, {}).items():
+            metrics[f"{name}_{metric}"] = value
+    with tempfile.TemporaryDirectory() as tmp:
+        plots = {}
+        if scoring.holdout is not None:
+            h = scoring.holdout
+            plots["clv_deciles"] = clv_decile_plot(
+                h["actual"], {m: h[m] for m in ("btyd", "gbm")}, tmp
+            )
+        version = registry.register(
+            model_dir,
+            CLV,
+            {"btyd": scoring.btyd_model, "gbm": scoring.gbm_model},
+            as_of=cutoff,
+            training_window=(data.orders["ordered_at"].min(), cutoff),
+            features=scoring.gbm_model.feature_names_ if scoring.gbm_model else BTYD_INPUTS,
+            metrics=metrics,
+            data_fingerprint=registry.data_fingerprint(data),
+            params={"horizon_days": horizon_days, "scored_by": scoring.winner, **scoring.params},
+            attachments=plots.values(),
+        )
+    registry.promote(model_dir, CLV, version.version)
+    plot_paths = {k: version.path / "plots" / Path(p).name for k, p in plots.items()}
+    return ClvOutcome(scoring, version, plot_paths)

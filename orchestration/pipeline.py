@@ -115,8 +115,23 @@ def summary(first: dt.date, last: dt.date, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--first",
+        type=dt.date.fromisoformat,
+        help="first day (default: LIFECYCLE_START_DATE or the first landed day)",
+    )
+    parser.add_argument(
+        "--last", type=dt.date.fromisoformat, help="last day (default: the newest landed day)"
+    )
+    args = parser.parse_args(argv)
     first, last = day_range()
+    first, last = args.first or first, args.last or last
+    if first > last:
+        sys.exit(f"--first {first} is after --last {last}")
     print(f"Running the pipeline over {first} .. {last} ...", flush=True)
     start = time.monotonic()
     result = run(first, last)

@@ -8,6 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from test_features import day, simulate_lifecycle
 
+from ml.clv import fit_clv, summary_from_orders
 from ml.clv_challenger import (
     GbmClvModel,
     _winner,
@@ -18,6 +19,7 @@ from ml.clv_challenger import (
     future_spend,
     normalized_gini,
 )
+from ml.clv_scoring import score_clv
 from ml.data import LifecycleData
 
 HORIZON = 120
@@ -140,3 +142,48 @@ def test_winner_rule_and_feasible_horizon(sim):
     model = GbmClvModel(horizon_days=HORIZON, n_cutoffs=1, max_iter=50).fit(data, as_of)
     pred = model.predict(data, as_of)
     assert len(pred) > 500 and (pred["expected_spend"] >= 0).all()
+
+
+def test_score_clv_uses_the_winner_for_spend_and_keeps_btyd_alive_probabilities(sim):
+    data, as_of = sim
+    scoring = score_clv(data, as_of, horizon_days=HORIZON)
+    scores = scoring.scores.set_index("customer_id")
+    summary = summary_from_orders(data.orders, as_of)
+    assert set(scores.index) == set(summary["customer_id"])
+    assert np.isfinite(scores["clv"]).all() and (scores["clv"] >= 0).all()
+    assert (
+        scoring.winner == scoring.comparison["winner"]
+        or "could not" in scoring.comparison["reason"]
+    )
+    assert scoring.holdout is not None and len(scoring.holdout) == scoring.comparison["n_holdout"]
+    btyd_only = scoring.btyd_model.score(summary, HORIZON)
+    btyd_only = btyd_only.set_index("customer_id").reindex(scores.index)
+    np.testing.assert_allclose(scores["p_alive"], btyd_only["p_alive"])
+    if scoring.winner == "gbm":
+        gbm = scoring.gbm_model.predict(data, as_of).set_index("customer_id")["expected_spend"]
+        np.testing.assert_allclose(scores["clv"], gbm.reindex(scores.index))
+        assert scores["clv_lower"].isna().all()
+    else:
+        np.testing.assert_allclose(scores["clv"], btyd_only["clv"])
+
+
+def test_score_clv_on_a_short_history_keeps_btyd_and_says_why(sim):
+    data, as_of = sim
+    short = data.as_of(as_of)
+    start = short.orders["ordered_at"].min()
+    scoring = score_clv(short, start + pd.Timedelta(days=60), horizon_days=HORIZON)
+    assert scoring.winner == "btyd" and scoring.comparison["reason"].startswith("not compared")
+    assert scoring.holdout is None and len(scoring.scores) > 0
+
+
+def test_heavy_tailed_spend_falls_back_to_observed_means_instead_of_failing(sim):
+    data, as_of = sim
+    summary = summary_from_orders(data.orders, as_of)
+    model = fit_clv(summary)
+    model.spend_model = model.spend_model.with_params({"p": 2.0, "q": 0.8, "gamma": 10.0})
+    scores = model.score(summary, horizon_days=HORIZON, n_draws=20)
+    assert np.isfinite(scores["clv"]).all()
+    x, m = summary["frequency"].to_numpy(), summary["monetary_value"].to_numpy()
+    spend = scores["expected_spend_12m"] / scores["expected_orders_12m"]
+    np.testing.assert_allclose(spend[x > 0], m[x > 0])
+    np.testing.assert_allclose(spend[x == 0], m[(x > 0) & (m > 0)].mean())

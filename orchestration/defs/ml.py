@@ -1,7 +1,6 @@
 """ML assets: nightly churn and CLV scores as of the newest loaded day (glue around ``ml/``)."""
 
 import datetime as dt
-import hashlib
 import json
 import uuid
 
@@ -9,16 +8,14 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from ml.clv import fit_clv, summary_from_orders
 from orchestration.defs.retries import TRANSIENT_RETRY, non_transient
 from orchestration.defs.shared import SETTINGS, WAREHOUSE_POOL, WarehouseResource
 from orchestration.ml_io import VIEWS, as_of_cutoff, load_lifecycle_data
 from orchestration.model_ops import (
     churn_backtest,
-    compare_clv,
-    gbm_clv_scores,
     run_record,
     train_and_score_churn,
+    train_and_score_clv,
 )
 from orchestration.warehouse import ensure_ml_tables, replace_rows
 from report.build import data_uri
@@ -161,35 +158,27 @@ def _score_clv(warehouse: WarehouseResource) -> dg.MaterializeResult:
         ensure_ml_tables(con)
         as_of = newest_loaded_day(con)
         data = load_lifecycle_data(con, as_of)
-        cutoff = as_of_cutoff(as_of)
-        summary = summary_from_orders(data.orders, cutoff)
-        model = fit_clv(summary)
-        scores = model.score(summary, horizon_days=365).reset_index(drop=True)
-        params = {**model.transaction_model.params_, **model.spend_model.params_}
-        comparison = compare_clv(data, cutoff)
-        winner = comparison["winner"]
-        if winner == "gbm" and (gbm := gbm_clv_scores(data, cutoff, scores)) is not None:
-            scores = gbm
-        else:
-            winner = "btyd"
-        digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
-        version = f"clv-{winner}-{as_of:%Y%m%d}-{digest[:8]}"
-        scores = scores.assign(as_of_date=as_of, model_version=version, scored_at=now_utc())
+        outcome = train_and_score_clv(data, as_of_cutoff(as_of), SETTINGS.model_dir)
+        scoring, version = outcome.scoring, outcome.version.version
+        scores = scoring.scores.assign(as_of_date=as_of, model_version=version, scored_at=now_utc())
         n = replace_rows(con, "clv_predictions", scores, "as_of_date = $d", {"d": as_of})
-        metrics = {**params, "comparison": comparison, "scored_by": winner}
+        metrics = {**scoring.params, "comparison": scoring.comparison, "scored_by": scoring.winner}
         record = {"model_kind": "clv", "model_version": version, "as_of_date": as_of}
         record_run(con, {**record, "metrics": metrics, "is_champion": True})
+    comparison = scoring.comparison
     gini = {m: comparison.get(m, {}).get("gini") for m in ("btyd", "gbm")}
     return dg.MaterializeResult(
         metadata={
             "as_of_date": str(as_of),
             "model_version": version,
+            "model_card": dg.MetadataValue.path(str(outcome.version.card_path)),
             "dagster/row_count": n,
-            "scored_by": winner,
+            "scored_by": scoring.winner,
             "comparison": comparison["reason"],
             "holdout_horizon_days": comparison["horizon_days"],
             **{f"holdout_gini_{m}": float(g) for m, g in gini.items() if g is not None},
-            "params": {k: round(float(v), 6) for k, v in params.items()},
+            "params": {k: round(float(v), 6) for k, v in scoring.params.items()},
+            **{f"plot_{k}": image_md(p) for k, p in outcome.plots.items()},
         }
     )
 
