@@ -7,7 +7,16 @@ UV ?= uv
 DEMO_CUSTOMERS ?= 20000
 DEMO_DAYS ?= 730
 DEMO_SEED ?= 42
+# Dagster instance storage: `sqlite` (default, files under .dagster_home) or `postgres`
+# (deploy/dagster-postgres.yaml; DAGSTER_PG_HOST, _PORT, _USER, _PASSWORD, _DB from the env).
+INSTANCE ?= sqlite
+ifeq ($(INSTANCE),postgres)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home/postgres
+else ifeq ($(INSTANCE),sqlite)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+else
+$(error INSTANCE must be sqlite or postgres, not $(INSTANCE))
+endif
 export LIFECYCLE_LANDING_DIR ?= data/landing
 # A single-run backfill records one "planned" event per asset instead of one per partition
 # (SQLite instance storage pays ~15 ms per event: 3 650 events for two years of 5 sources).
@@ -28,7 +37,11 @@ uv:
 setup: uv
 	$(UV) sync --frozen
 	@mkdir -p $(DAGSTER_HOME)
+ifeq ($(INSTANCE),postgres)
+	@ln -sf $(CURDIR)/deploy/dagster-postgres.yaml $(DAGSTER_HOME)/dagster.yaml
+else
 	@cp -n deploy/dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+endif
 	$(UV) run dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
 
 DEMO_END ?= $(shell date -u -d yesterday +%F)
