@@ -39,6 +39,8 @@ def _order_features(snap: pd.DataFrame, v: pd.DataFrame, cutoff: pd.Timestamp) -
     g = v.groupby("customer_id", sort=True)
     f = pd.DataFrame(index=g.size().index)
     f["recency_days"] = _days(cutoff - g["ordered_at"].max())
+    # a cancelled order is a visit too (and, like any order, a moment a customer may leave)
+    f["recency_any_order_days"] = _days(cutoff - snap.groupby("customer_id")["ordered_at"].max())
     f["frequency"] = g.size().astype(float)
     f["monetary_total"] = g["order_total"].sum()
     f["monetary_mean"] = g["order_total"].mean()
@@ -117,7 +119,19 @@ def _experience_features(data: LifecycleData, cutoff: pd.Timestamp, snap: pd.Dat
     out = out.join(
         abandoned.groupby(c["customer_id"]).sum().rename("abandoned_checkouts_90d"), how="outer"
     )
-    return out
+    # Browsing without buying after the last order (of any status) is a sign of life: a
+    # customer who left stops visiting, one who stays keeps starting checkouts.
+    c = data.checkouts[data.checkouts["started_at"] <= cutoff]
+    last_order = snap.groupby("customer_id")["ordered_at"].max()
+    after = c["started_at"] > c["customer_id"].map(last_order)
+    abandoned = ~c["completed_order_id"].isin(set(snap["order_id"]))
+    since = (after & abandoned).groupby(c["customer_id"]).sum().rename("abandoned_since_last_order")
+    seen = _days(cutoff - c.groupby("customer_id")["started_at"].max()).rename(
+        "days_since_checkout"
+    )
+    # basket values, bought or not, say how much a customer tends to spend per order
+    cart = c.groupby("customer_id")["cart_value"].mean().rename("cart_value_mean")
+    return out.join(since, how="outer").join(seen, how="outer").join(cart, how="outer")
 
 
 def _slug(name: object) -> str:
@@ -196,6 +210,7 @@ def build_features(data: LifecycleData, cutoff: object, horizon_days: int = 90) 
     for col in (
         "n_reviews",
         "abandoned_checkouts_90d",
+        "abandoned_since_last_order",
         "nps_promoter",
         "nps_passive",
         "nps_detractor",

@@ -133,6 +133,17 @@ def test_leakage_future_changes_do_not_move_features(sim):
     ck = data.checkouts.copy()
     abandoned_before = ck[(ck["started_at"] <= cutoff) & ck["completed_order_id"].isna()]
     ck.loc[abandoned_before.index[:10], "completed_order_id"] = "X0"
+    # Checkouts started after the cutoff (abandoned, big baskets) by customers with orders.
+    future = pd.DataFrame(
+        {
+            "checkout_id": [f"KX{i}" for i in range(30)],
+            "customer_id": list(rng.choice(before.index, 30)),
+            "started_at": [cutoff + pd.Timedelta(minutes=5 + i) for i in range(30)],
+            "cart_value": 5000.0,
+            "completed_order_id": None,
+        }
+    )
+    ck = pd.concat([ck, future.reindex(columns=ck.columns)], ignore_index=True)
     rv = pd.concat(
         [
             data.reviews,
