@@ -148,13 +148,17 @@ class ClvModel:
         -------
         pandas.DataFrame
             customer_id, p_alive, expected_orders_12m, expected_spend_12m, clv, clv_lower,
-            clv_upper (the "12m" columns cover ``horizon_days``).
+            clv_upper, expected_orders_lower, expected_orders_upper (90 % intervals from
+            parameter draws; the "12m" columns cover ``horizon_days``).
         """
         x, tx, T, m = (summary[c].to_numpy(float) for c in _COLS)
         tm, sm = self.transaction_model, self.spend_model
         orders = tm.predict(horizon_days, x, tx, T)
         spend = self.expected_spend(sm, x, m)
         lower, upper = self.clv_interval(summary, horizon_days, n_draws=n_draws)
+        orders_lower, orders_upper = tm.draw_quantiles(
+            lambda m: m.predict(horizon_days, x, tx, T), alpha=0.1, n_draws=n_draws
+        )
         return pd.DataFrame(
             {
                 "customer_id": summary["customer_id"].to_numpy(),
@@ -164,6 +168,8 @@ class ClvModel:
                 "clv": self._clv(tm, sm, x, tx, T, m, horizon_days),
                 "clv_lower": lower,
                 "clv_upper": upper,
+                "expected_orders_lower": orders_lower,
+                "expected_orders_upper": orders_upper,
             }
         )
 

@@ -7,6 +7,7 @@ likely 1"; probability metrics (Brier, ECE) need probabilities in [0, 1].
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy.stats import rankdata
 
 
@@ -108,3 +109,35 @@ def score_report(y: object, score: object, prefix: str = "", probability: bool =
         out["brier"] = brier_score(y, score)
         out["ece"] = expected_calibration_error(y, score)
     return {f"{prefix}{k}": v for k, v in out.items()}
+
+
+def feature_importances(
+    estimator: object,
+    X: pd.DataFrame,
+    y: object,
+    *,
+    scoring: str | None = None,
+    n_repeats: int = 3,
+    max_rows: int = 5000,
+    random_state: int = 0,
+) -> pd.Series:
+    """Importances per column of ``X``: the estimator's ``feature_importances_`` if it has
+    them, else permutation importance (``scoring``, on at most ``max_rows`` rows). The
+    estimator must accept ``X.to_numpy()`` in column order. Sorted descending."""
+    if hasattr(estimator, "feature_importances_"):
+        values = np.asarray(estimator.feature_importances_, float)
+    else:
+        from sklearn.inspection import permutation_importance
+
+        rows = np.random.default_rng(random_state).permutation(len(X))[:max_rows]
+        res = permutation_importance(
+            estimator,
+            X.to_numpy()[rows],
+            np.asarray(y)[rows],
+            scoring=scoring,
+            n_repeats=n_repeats,
+            random_state=random_state,
+            n_jobs=1,
+        )
+        values = res.importances_mean
+    return pd.Series(values, index=X.columns, name="importance").sort_values(ascending=False)

@@ -17,9 +17,10 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ml.metrics import expected_calibration_error, roc_auc
+from ml.metrics import expected_calibration_error, feature_importances, roc_auc
 
 FIGSIZE, DPI = (6.0, 4.0), 100
+__all__ = ["feature_importances"]  # re-exported: computed in ml.metrics, drawn here
 
 
 def _figure() -> tuple[Figure, object]:
@@ -120,38 +121,6 @@ def clv_decile_plot(
     ax.set(title="CLV decile calibration", xticks=range(1, n_bins + 1))
     ax.legend(fontsize=8)
     return _save(fig, out_dir, name)
-
-
-def feature_importances(
-    estimator: object,
-    X: pd.DataFrame,
-    y: object,
-    *,
-    scoring: str | None = None,
-    n_repeats: int = 3,
-    max_rows: int = 5000,
-    random_state: int = 0,
-) -> pd.Series:
-    """Importances per column of ``X``: the estimator's ``feature_importances_`` if it has
-    them, else permutation importance (``scoring``, on at most ``max_rows`` rows). The
-    estimator must accept ``X.to_numpy()`` in column order. Sorted descending."""
-    if hasattr(estimator, "feature_importances_"):
-        values = np.asarray(estimator.feature_importances_, float)
-    else:
-        from sklearn.inspection import permutation_importance
-
-        rows = np.random.default_rng(random_state).permutation(len(X))[:max_rows]
-        res = permutation_importance(
-            estimator,
-            X.to_numpy()[rows],
-            np.asarray(y)[rows],
-            scoring=scoring,
-            n_repeats=n_repeats,
-            random_state=random_state,
-            n_jobs=1,
-        )
-        values = res.importances_mean
-    return pd.Series(values, index=X.columns, name="importance").sort_values(ascending=False)
 
 
 def importance_plot(

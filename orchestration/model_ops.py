@@ -21,7 +21,7 @@ from ml.data import LifecycleData
 from ml.drift import drift_summary, feature_psi
 from ml.features import build_features
 from ml.gate import GateResult, gate
-from ml.plots import churn_plots, clv_decile_plot
+from ml.plots import churn_plots, clv_decile_plot, importance_plot
 
 CHURN = "churn"
 CLV = "clv"
@@ -54,6 +54,7 @@ def train_and_score_churn(
         baselines["BTYD P(no purchase)"] = ev["btyd_p_no_purchase"].to_numpy()
     with tempfile.TemporaryDirectory() as tmp:
         plots = churn_plots(ev["churned"], ev["churn_probability"], baselines, tmp)
+        plots["feature_importance"] = importance_plot(candidate.feature_importances_, tmp)
         version = registry.register(
             model_dir,
             CHURN,

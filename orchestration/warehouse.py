@@ -34,6 +34,8 @@ ML_TABLES: dict[str, dict[str, str]] = {
         "clv_upper": "DOUBLE",
         "model_version": "VARCHAR",
         "scored_at": "TIMESTAMP",
+        "expected_orders_lower": "DOUBLE",
+        "expected_orders_upper": "DOUBLE",
     },
     "churn_backtest": {
         "as_of_date": "DATE",
@@ -100,6 +102,8 @@ def ensure_ml_tables(con: duckdb.DuckDBPyConnection) -> None:
     for name, cols in ML_TABLES.items():
         body = ", ".join(f'"{c}" {t}' for c, t in cols.items())
         con.execute(f'create table if not exists ml."{name}" ({body})')
+        for column, sql_type in cols.items():  # columns added since the table was created
+            con.execute(f'alter table ml."{name}" add column if not exists "{column}" {sql_type}')
 
 
 def replace_rows(

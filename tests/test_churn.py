@@ -122,3 +122,11 @@ def test_not_enough_history_raises():
     data, _ = simulate_lifecycle(n_customers=50, n_days=60, seed=3)
     with pytest.raises(ValueError, match="history"):
         ChurnModel().fit(data, day(60))
+
+
+def test_feature_importances_on_held_out_rows(fitted):
+    _, _, model = fitted
+    imp = model.feature_importances_
+    assert list(imp.sort_index().index) == sorted(model.feature_names_)
+    assert imp.is_monotonic_decreasing and np.isfinite(imp).all()
+    assert imp.iloc[0] > 0.005  # shuffling the most useful feature costs ROC AUC

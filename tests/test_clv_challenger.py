@@ -187,3 +187,14 @@ def test_heavy_tailed_spend_falls_back_to_observed_means_instead_of_failing(sim)
     spend = scores["expected_spend_12m"] / scores["expected_orders_12m"]
     np.testing.assert_allclose(spend[x > 0], m[x > 0])
     np.testing.assert_allclose(spend[x == 0], m[(x > 0) & (m > 0)].mean())
+
+
+def test_expected_orders_and_clv_intervals_bracket_the_point_estimates(sim):
+    data, as_of = sim
+    summary = summary_from_orders(data.orders, as_of)
+    scores = fit_clv(summary).score(summary, horizon_days=HORIZON, n_draws=50)
+    lo, mid, hi = (
+        scores[c] for c in ("expected_orders_lower", "expected_orders_12m", "expected_orders_upper")
+    )
+    assert (lo <= mid * (1 + 1e-9)).all() and (mid <= hi * (1 + 1e-9)).all()
+    assert (hi > lo).any()

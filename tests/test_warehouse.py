@@ -52,3 +52,17 @@ def test_connect_gives_up_after_its_timeout(tmp_path):
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_ensure_ml_tables_adds_columns_to_tables_of_an_older_version(tmp_path):
+    from orchestration.warehouse import ML_TABLES, ensure_ml_tables
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("create schema ml")
+        con.execute("create table ml.clv_predictions (customer_id varchar, as_of_date date)")
+        con.execute("insert into ml.clv_predictions values ('c1', date '2025-01-01')")
+        ensure_ml_tables(con)
+        ensure_ml_tables(con)  # idempotent
+        cols = [r[0] for r in con.execute("describe ml.clv_predictions").fetchall()]
+        assert set(cols) == set(ML_TABLES["clv_predictions"])
+        assert con.execute("select count(*) from ml.clv_predictions").fetchone()[0] == 1
