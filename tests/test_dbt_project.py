@@ -166,7 +166,9 @@ def ml_rows() -> dict[str, list[tuple]]:
         for cid, p, value in [("c16", 0.8, 300.0), ("c05", 0.2, 200.0), ("c18", 0.1, 2500.0),
                               ("c11", 0.05, 3000.0), ("c01", 0.3, 80.0)]:  # fmt: skip
             churn.append((cid, run, p * factor, f"churn-{run}", scored))
-            clv.append((cid, run, 0.9, 1.5, value, value * factor, 0.0, 1e4, "clv-1", scored))
+            clv.append(  # ..., expected_orders_lower / _upper around expected_orders_12m 1.5
+                (cid, run, 0.9, 1.5, value, value * factor, 0.0, 1e4, "clv-1", scored, 1.0, 2.0)
+            )
     runs = [("run-1", "churn", "churn-1", datetime(2026, 6, 29), d("2026-06-29"), "{}", True)]
     return {"churn_scores": churn, "clv_predictions": clv, "model_runs": runs}
 

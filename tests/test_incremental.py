@@ -41,11 +41,16 @@ MARTS = [
     "marts.lifecycle_transitions",
     "marts.dim_customers",
     "marts.customer_segments",
+    "marts.nps_monthly",
+    "marts.review_summary",
     "intermediate.int_lifecycle_spells",
     "intermediate.int_population_gap_monthly",
+    "intermediate.int_orders",
+    "intermediate.int_customers",
+    "intermediate.int_customer_purchase_days",
 ]
 
-# the compared marts and everything upstream (other marts are full tables, not needed here)
+# the compared tables and everything upstream (other marts are full tables, not needed here)
 SELECTION = ["+" + table.split(".")[1] for table in MARTS]
 
 
@@ -130,11 +135,12 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[s
         if not pass_vars:  # mark rows of an untouched customer: the run must keep them
             with duckdb.connect(str(incremental)) as con:
                 sentinel = untouched_customer(con, last - dt.timedelta(days=LOOKBACK_DAYS))
-                con.execute(
-                    "update marts.fct_orders set version_count = version_count + 1000 "
-                    "where customer_id = ?",
-                    [sentinel],
-                )
+                for table in ("marts.fct_orders", "intermediate.int_orders"):
+                    con.execute(
+                        f"update {table} set version_count = version_count + 1000 "
+                        "where customer_id = ?",
+                        [sentinel],
+                    )
                 con.execute(
                     "update intermediate.int_lifecycle_spells set spell_id = 'kept-' || spell_id "
                     "where customer_id = ?",
@@ -153,6 +159,10 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[s
                     "select count(*) from intermediate.int_lifecycle_spells "
                     "where spell_id like 'kept-%'",
                 )
+                facts["kept_int_orders"] = scalar(
+                    con,
+                    "select count(*) from intermediate.int_orders where version_count > 1000",
+                )
                 facts["sentinel_orders"] = scalar(
                     con, f"select count(*) from marts.fct_orders where customer_id = '{sentinel}'"
                 )
@@ -161,10 +171,11 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[s
                     "select count(*) from intermediate.int_lifecycle_spells "
                     f"where customer_id = '{sentinel}'",
                 )
-                con.execute(
-                    "update marts.fct_orders set version_count = version_count - 1000 "
-                    "where version_count > 1000"
-                )
+                for table in ("marts.fct_orders", "intermediate.int_orders"):
+                    con.execute(
+                        f"update {table} set version_count = version_count - 1000 "
+                        "where version_count > 1000"
+                    )
                 con.execute(
                     "update intermediate.int_lifecycle_spells "
                     "set spell_id = substr(spell_id, 6) where spell_id like 'kept-%'"
@@ -176,6 +187,7 @@ def test_incremental_runs_keep_untouched_rows(builds: tuple[Path, Path, dict[str
     _, _, facts = builds
     assert facts["sentinel_orders"] > 0 and facts["sentinel_spells"] > 0
     assert facts["kept_orders"] == facts["sentinel_orders"]
+    assert facts["kept_int_orders"] == facts["sentinel_orders"]
     assert facts["kept_spells"] == facts["sentinel_spells"]
 
 

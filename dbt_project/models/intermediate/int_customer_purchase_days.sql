@@ -1,8 +1,24 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        pre_hook="{{ delete_changed_customers() }}"
+    )
+}}
+-- depends_on: {{ ref('int_changed_customers') }}
+
 with
 
+-- incremental: every purchase day of the changed customers (the pre-hook deletes their rows
+-- first: a customer whose only order was cancelled has none left)
 orders as (
 
     select * from {{ ref('int_orders') }}
+    {%- if is_incremental() %}
+        where customer_id in ({{ changed_customer_ids() }})
+    {%- endif %}
 
 ),
 

@@ -1,14 +1,36 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        pre_hook="{{ delete_changed_customers() }}"
+    )
+}}
+-- depends_on: {{ ref('int_changed_customers') }}
+
 with
 
+-- incremental: the changed customers only (int_changed_customers), from their raw rows
 customers as (
 
-    select * from {{ ref('stg_customers') }}
+    {% if is_incremental() -%}
+        {{ staged_customers(
+            "cast(customer_id as " ~ dbt.type_string() ~ ") in (" ~ changed_customer_ids() ~ ")"
+        ) }}
+    {%- else -%}
+        select * from {{ ref('stg_customers') }}
+    {%- endif %}
 
 ),
 
 orders as (
 
-    select * from {{ ref('stg_orders') }}
+    {% if is_incremental() -%}
+        {{ staged_orders_of_customers(changed_customer_ids()) }}
+    {%- else -%}
+        select * from {{ ref('stg_orders') }}
+    {%- endif %}
 
 ),
 
@@ -65,3 +87,6 @@ select joined.*
 from joined
 cross join as_of
 where joined.known_since_date <= as_of.as_of_date
+{%- if is_incremental() %}
+    and joined.customer_id in ({{ changed_customer_ids() }})
+{%- endif %}

@@ -1,3 +1,7 @@
+-- a table, not a view: its data tests, data_quality_issues and the reconciliation test read it
+-- (a view would re-run these history-wide checks once per reader)
+{{ config(materialized='table') }}
+
 -- one row per landed record that breaks a data-quality expectation, with the partition it
 -- landed in; the handling rule of every issue type is documented in
 -- int_data_quality_events.yml and dbt_project/README.md. Nothing here changes what the marts

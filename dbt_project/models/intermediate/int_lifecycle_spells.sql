@@ -3,39 +3,24 @@
         materialized='incremental',
         unique_key='customer_id',
         incremental_strategy='delete+insert',
-        on_schema_change='fail'
+        on_schema_change='fail',
+        pre_hook="{{ delete_changed_customers() }}"
     )
 }}
-
 {%- set new_days = var('new_days') -%}
-{%- set lapsed_days = var('lapsed_days') -%}
+{%- set lapsed_days = var('lapsed_days') %}
+-- depends_on: {{ ref('int_changed_customers') }}
 
 with
 
 {% if is_incremental() -%}
--- customers whose spells can change: an order version or a customer row landed in the window
--- (every customer who ever owned such an order), or a first purchase in a month whose
--- population gap is recomputed. unique_key customer_id + delete+insert replaces all their
--- spells. Time alone never changes a stored spell (scheduled spells are stored ahead).
-window_orders as (
-
-    select order_id
-    from {{ source('raw', 'orders') }}
-    where _partition_date >= {{ lifecycle_window_start() }}
-
-),
-
+-- customers whose spells can change: the changed customers (int_changed_customers; the
+-- pre-hook deletes their spells first), and the customers whose first purchase falls in a
+-- month whose population gap is recomputed. unique_key customer_id + delete+insert replaces
+-- all their spells. Time alone never changes a stored spell (scheduled spells are stored ahead).
 changed_customers as (
 
-    select cast(customer_id as {{ dbt.type_string() }}) as customer_id
-    from {{ source('raw', 'orders') }}
-    where order_id in (select window_orders.order_id from window_orders)
-
-    union
-
-    select cast(customer_id as {{ dbt.type_string() }}) as customer_id
-    from {{ source('raw', 'customers') }}
-    where _partition_date >= {{ lifecycle_window_start() }}
+    {{ changed_customer_ids() }}
 
     union
 

@@ -1,14 +1,41 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail'
+    )
+}}
+-- depends_on: {{ ref('int_changed_customers') }}
+
 with
 
+-- incremental: every order of the changed customers (int_changed_customers; order_sequence
+-- is per customer) and the reviews naming them, from their raw rows; delete+insert by order_id
+-- (an order that changed hands leaves its former owner)
 orders as (
 
-    select * from {{ ref('stg_orders') }}
+    {% if is_incremental() -%}
+        select *
+        from ({{ staged_orders_of_customers(changed_customer_ids()) }}) as changed_orders
+        where customer_id in ({{ changed_customer_ids() }})
+    {%- else -%}
+        select * from {{ ref('stg_orders') }}
+    {%- endif %}
 
 ),
 
 reviews as (
 
-    select * from {{ ref('stg_reviews') }}
+    {% if is_incremental() -%}
+        {{ staged_reviews(
+            "cast(review_id as " ~ dbt.type_string() ~ ") in (select cast(named.review_id as "
+            ~ dbt.type_string() ~ ") from " ~ source('raw', 'reviews') ~ " as named where cast("
+            ~ "named.order_id as " ~ dbt.type_string() ~ ") in (select orders.order_id from orders))"
+        ) }}
+    {%- else -%}
+        select * from {{ ref('stg_reviews') }}
+    {%- endif %}
 
 ),
 

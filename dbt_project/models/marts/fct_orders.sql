@@ -7,54 +7,18 @@
     )
 }}
 
+-- depends_on: {{ ref('int_changed_customers') }}
+
 with
 
-{% if is_incremental() -%}
--- customers whose order rows can change; all their orders are recomputed (order_sequence is
--- per customer): an order version landed in the window (every customer who ever owned such an
--- order), a review landed in the window, or an open order whose promised date the as-of date
--- may just have passed (is_late)
-window_orders as (
-
-    select order_id
-    from {{ source('raw', 'orders') }}
-    where _partition_date >= {{ lifecycle_window_start() }}
-
-),
-
-changed_customers as (
-
-    select cast(customer_id as {{ dbt.type_string() }}) as customer_id
-    from {{ source('raw', 'orders') }}
-    where order_id in (select window_orders.order_id from window_orders)
-
-    union
-
-    select customer_id
-    from {{ this }}
-    where order_id in (
-        select cast(order_id as {{ dbt.type_string() }})
-        from {{ source('raw', 'reviews') }}
-        where _partition_date >= {{ lifecycle_window_start() }}
-    )
-
-    union
-
-    select customer_id
-    from {{ this }}
-    where not is_delivered
-        and not is_cancelled
-        and promised_delivery_date >= {{ add_days(lifecycle_window_start(), -1) }}
-
-),
-
-{% endif -%}
-
+-- incremental: the orders of the customers whose order rows can change (int_changed_customers:
+-- an order version, a review or a passing promised date in the window; order_sequence is per
+-- customer); delete+insert by order_id
 orders as (
 
     select * from {{ ref('int_orders') }}
-    {% if is_incremental() -%}
-        where customer_id in (select changed_customers.customer_id from changed_customers)
+    {%- if is_incremental() %}
+        where customer_id in ({{ changed_customer_ids() }})
     {%- endif %}
 
 )

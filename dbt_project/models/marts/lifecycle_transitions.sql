@@ -1,8 +1,24 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='transition_month',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        pre_hook="{{ delete_rebuilt_months('transition_month >= ' ~ lifecycle_recompute_from()) }}"
+    )
+}}
+
 with
 
+-- incremental: the months from the first month whose spells can change (macro
+-- lifecycle_recompute_from; spells started since the last run are in it too); the pre-hook
+-- deletes them first
 spells as (
 
     select * from {{ ref('customer_lifecycle_history') }}
+    {%- if is_incremental() %}
+        where valid_from >= {{ lifecycle_recompute_from() }}
+    {%- endif %}
 
 )
 

@@ -1,20 +1,48 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='response_month',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        pre_hook="{{ delete_rebuilt_months(nps_month_is_rebuilt('response_month')) }}"
+    )
+}}
+-- depends_on: {{ ref('stg_surveys') }}
+
 with
 
+-- incremental: the answers of the months whose rows can change (macro nps_month_is_rebuilt),
+-- from their raw rows; the pre-hook deletes those months first
 surveys as (
 
-    select * from {{ ref('stg_surveys') }}
+    {% if is_incremental() -%}
+        select *
+        from ({{ staged_surveys(
+            "response_id in (select months.response_id from " ~ source('raw', 'surveys')
+            ~ " as months where " ~ nps_month_is_rebuilt(month_of('months.responded_at')) ~ ")"
+        ) }}) as rebuilt_surveys
+        where {{ nps_month_is_rebuilt(month_of('rebuilt_surveys.responded_date')) }}
+    {%- else -%}
+        select * from {{ ref('stg_surveys') }}
+    {%- endif %}
 
 ),
 
 customers as (
 
     select * from {{ ref('int_customers') }}
+    {%- if is_incremental() %}
+        where customer_id in (select surveys.customer_id from surveys)
+    {%- endif %}
 
 ),
 
 spells as (
 
     select * from {{ ref('customer_lifecycle_history') }}
+    {%- if is_incremental() %}
+        where customer_id in (select surveys.customer_id from surveys)
+    {%- endif %}
 
 ),
 

@@ -1,10 +1,32 @@
 {%- set low_rating_max = var('negative_rating_max') -%}
 
+{{
+    config(
+        materialized='incremental',
+        unique_key='review_month',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        pre_hook="{{ delete_rebuilt_months(review_month_is_rebuilt('review_month')) }}"
+    )
+}}
+-- depends_on: {{ ref('stg_reviews') }}
+
 with
 
+-- incremental: the reviews of the months whose rows can change (macro
+-- review_month_is_rebuilt), from their raw rows; the pre-hook deletes those months first
 reviews as (
 
-    select * from {{ ref('stg_reviews') }}
+    {% if is_incremental() -%}
+        select *
+        from ({{ staged_reviews(
+            "review_id in (select months.review_id from " ~ source('raw', 'reviews')
+            ~ " as months where " ~ review_month_is_rebuilt(month_of('months.created_at')) ~ ")"
+        ) }}) as rebuilt_reviews
+        where {{ review_month_is_rebuilt(month_of('rebuilt_reviews.created_date')) }}
+    {%- else -%}
+        select * from {{ ref('stg_reviews') }}
+    {%- endif %}
 
 ),
 
