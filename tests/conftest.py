@@ -28,6 +28,7 @@ os.environ["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] = "true"
 
 
 sys.path.insert(0, str(Path(__file__).parent))
+from dagster_server import dagster_stack  # noqa: E402, F401  (session fixture)
 from pg_server import PgServer, PgUnavailable, ensure_binaries  # noqa: E402
 
 
