@@ -15,9 +15,8 @@ from ml.clv import rfm_summary
 DATA = Path(importlib.util.find_spec("lifetimes").origin).parent / "datasets"
 
 
-@functools.cache
-def cdnow_summary() -> pd.DataFrame:
-    """CDNOW sample, calibration to 1997-09-30, in weeks (built from the raw transactions)."""
+def cdnow_transactions() -> pd.DataFrame:
+    """The raw CDNOW sample: one row per purchase (customer_id, date, cds, value)."""
     tx = pd.read_csv(
         DATA / "CDNOW_sample.txt",
         sep=r"\s+",
@@ -26,8 +25,15 @@ def cdnow_summary() -> pd.DataFrame:
         dtype={"date": str},
     )
     tx["date"] = pd.to_datetime(tx["date"], format="%Y%m%d")
-    summary = rfm_summary(tx, "1997-09-30", "customer_id", "date", "value")
-    summary[["recency", "T"]] /= 7.0
+    return tx
+
+
+@functools.cache
+def cdnow_summary(unit_days: float = 7.0) -> pd.DataFrame:
+    """CDNOW sample, calibration to 1997-09-30, recency and T in units of ``unit_days``
+    (weeks by default, as published), built from the raw transactions."""
+    summary = rfm_summary(cdnow_transactions(), "1997-09-30", "customer_id", "date", "value")
+    summary[["recency", "T"]] /= unit_days
     return summary
 
 

@@ -151,24 +151,9 @@
     {#- stg_customers: the latest landing of every customer (email hashed). -#}
     with
 
-    source as (
-
-        select * from {{ source('raw', 'customers') }}
-        {%- if raw_filter %}
-            where {{ raw_filter }}
-        {%- endif %}
-
-    ),
-
     ranked as (
 
-        select
-            *,
-            row_number() over (
-                partition by customer_id
-                order by _partition_date desc, _row_number desc
-            ) as version_rank
-        from source
+        {{ latest_landing('customers', 'customer_id', raw_filter) }}
 
     )
 
@@ -183,7 +168,6 @@
         lower(trim(acquisition_channel)) as acquisition_channel,
         _partition_date as source_partition_date
     from ranked
-    where version_rank = 1
 {%- endmacro %}
 
 
@@ -191,24 +175,9 @@
     {#- stg_reviews: the latest landing of every review (no title / body text). -#}
     with
 
-    source as (
-
-        select * from {{ source('raw', 'reviews') }}
-        {%- if raw_filter %}
-            where {{ raw_filter }}
-        {%- endif %}
-
-    ),
-
     ranked as (
 
-        select
-            *,
-            row_number() over (
-                partition by review_id
-                order by _partition_date desc, _row_number desc
-            ) as version_rank
-        from source
+        {{ latest_landing('reviews', 'review_id', raw_filter) }}
 
     )
 
@@ -222,7 +191,6 @@
         coalesce({{ dbt.length('trim(body)') }}, 0) > 0 as has_body,
         coalesce({{ dbt.length('body') }}, 0) as body_length
     from ranked
-    where version_rank = 1
 {%- endmacro %}
 
 
@@ -230,24 +198,9 @@
     {#- stg_surveys: the latest landing of every NPS answer (no comment text). -#}
     with
 
-    source as (
-
-        select * from {{ source('raw', 'surveys') }}
-        {%- if raw_filter %}
-            where {{ raw_filter }}
-        {%- endif %}
-
-    ),
-
     ranked as (
 
-        select
-            *,
-            row_number() over (
-                partition by response_id
-                order by _partition_date desc, _row_number desc
-            ) as version_rank
-        from source
+        {{ latest_landing('surveys', 'response_id', raw_filter) }}
 
     )
 
@@ -260,5 +213,27 @@
         cast(responded_at as {{ dbt.type_timestamp() }}) as responded_at,
         cast(responded_at as date) as responded_date
     from ranked
+{%- endmacro %}
+
+
+{% macro latest_landing(table_name, key, raw_filter=none) -%}
+    {#-
+        The latest landing of every ``key`` of raw.<table_name> (newest partition, then the
+        last row of its file): a record landed again on a later day replaces the earlier one.
+        ``raw_filter`` restricts the raw rows first (see the top of this file).
+    -#}
+    select *
+    from (
+        select
+            *,
+            row_number() over (
+                partition by {{ key }}
+                order by _partition_date desc, _row_number desc
+            ) as version_rank
+        from {{ source('raw', table_name) }}
+        {%- if raw_filter %}
+            where {{ raw_filter }}
+        {%- endif %}
+    ) as landed
     where version_rank = 1
 {%- endmacro %}

@@ -1,20 +1,8 @@
 with
 
-source as (
-
-    select * from {{ source('raw', 'checkouts') }}
-
-),
-
 ranked as (
 
-    select
-        *,
-        row_number() over (
-            partition by checkout_id
-            order by _partition_date desc, _row_number desc
-        ) as version_rank
-    from source
+    {{ latest_landing('checkouts', 'checkout_id') }}
 
 )
 
@@ -27,4 +15,3 @@ select
     cast(completed_order_id as {{ dbt.type_string() }}) as completed_order_id,
     completed_order_id is null as is_abandoned
 from ranked
-where version_rank = 1
