@@ -12,9 +12,52 @@ import numpy as np
 import pandas as pd
 
 from ml.btyd import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
-from ml.btyd._base import TransactionFitter
+from ml.btyd._base import TransactionFitter, draw_bounds
 
 PERIODS_PER_MONTH = {"D": 30.0, "W": 4.345, "M": 1.0, "H": 30.0 * 24}
+
+
+def discounted_purchases(
+    transaction_model: TransactionFitter,
+    frequency,
+    recency,
+    T,
+    time: float = 12,
+    discount_rate: float = 0.01,
+    freq: str = "D",
+) -> np.ndarray:
+    """sum_{month i} E[purchases in month i] / (1 + discount_rate)^i over ``time`` months.
+
+    E[purchases in month i] = predict(i * f) - predict((i - 1) * f), f the number of model time
+    units per month (``freq``: "D" 30, "W" 4.345, "M" 1, "H" 720); a fractional last month is
+    included pro rata in time. Evaluated once per distinct (frequency, recency, T) row: with
+    whole days there are several times fewer distinct rows than customers.
+    """
+    x, tx, t_end = np.broadcast_arrays(
+        *(np.asarray(a, dtype=float) for a in (frequency, recency, T))
+    )
+    rows, inverse = distinct_rows(x.ravel(), tx.ravel(), t_end.ravel())
+    weight = _discounted_on_rows(transaction_model, rows, time, discount_rate, freq)
+    return weight[inverse].reshape(x.shape)
+
+
+def distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows of the stacked columns, index of each input row in them)."""
+    rows, inverse = np.unique(np.column_stack(columns), axis=0, return_inverse=True)
+    return rows, inverse.ravel()
+
+
+def _discounted_on_rows(transaction_model, rows, time, discount_rate, freq="D") -> np.ndarray:
+    ux, utx, uT = rows.T
+    factor = PERIODS_PER_MONTH[freq]
+    months = np.append(np.arange(1, int(np.floor(time)) + 1, dtype=float), time)
+    months = np.unique(months[months > 0])
+    total, previous = np.zeros(len(rows)), np.zeros(len(rows))
+    for month in months:
+        cumulative = np.asarray(transaction_model.predict(month * factor, ux, utx, uT), float)
+        total = total + (cumulative - previous) / (1.0 + discount_rate) ** month
+        previous = cumulative
+    return total
 
 
 def customer_lifetime_value(
@@ -29,22 +72,15 @@ def customer_lifetime_value(
 ) -> np.ndarray:
     """Discounted CLV over ``time`` months (lifetimes' formula).
 
-    CLV = sum_{month i=1..time} E[purchases in month i] * monetary_value / (1 + discount_rate)^i,
-    with E[purchases in month i] = predict(i * f) - predict((i - 1) * f), f the number of model
-    time units per month (``freq``: "D" 30, "W" 4.345, "M" 1, "H" 720). A fractional last
-    month is included pro rata in time. ``monetary_value`` is the expected spend per purchase
-    (e.g. Gamma-Gamma's conditional expected average profit).
+    CLV = sum_{month i=1..time} E[purchases in month i] * monetary_value / (1 + discount_rate)^i
+    (:func:`discounted_purchases` times ``monetary_value``, the expected spend per purchase,
+    e.g. Gamma-Gamma's conditional expected average profit).
     """
-    factor = PERIODS_PER_MONTH[freq]
     spend = np.asarray(monetary_value, dtype=float)
-    months = np.append(np.arange(1, int(np.floor(time)) + 1, dtype=float), time)
-    months = np.unique(months[months > 0])
-    clv, previous = 0.0, 0.0
-    for month in months:
-        cumulative = transaction_model.predict(month * factor, frequency, recency, T)
-        clv = clv + spend * (cumulative - previous) / (1.0 + discount_rate) ** month
-        previous = cumulative
-    return np.asarray(clv, dtype=float)
+    weight = discounted_purchases(
+        transaction_model, frequency, recency, T, time, discount_rate, freq
+    )
+    return np.asarray(spend * weight, dtype=float)
 
 
 def rfm_summary(
@@ -114,8 +150,6 @@ class ClvModel:
         return np.where(x > 0, m, population)
 
     def _clv(self, tm, sm, x, tx, T, m, horizon_days):
-        if sm.params_["q"] <= 1 and sm is not self.spend_model:
-            return np.full(x.shape, np.nan)  # a parameter draw without a finite mean spend
         spend = self.expected_spend(sm, x, m)
         return customer_lifetime_value(tm, x, tx, T, spend, horizon_days / 30.0, self.discount_rate)
 
@@ -124,22 +158,18 @@ class ClvModel:
         x, tx, T, m = (summary[c].to_numpy(float) for c in _COLS)
         t_draws = self.transaction_model.sample_params(n_draws, seed)
         s_draws = self.spend_model.sample_params(n_draws, None if seed is None else seed + 1)
-        sims = np.stack(
-            [
-                self._clv(
-                    self.transaction_model.with_params(tp),
-                    self.spend_model.with_params(sp),
-                    x,
-                    tx,
-                    T,
-                    m,
-                    horizon_days,
-                )  # fmt: skip
-                for tp, sp in zip(t_draws, s_draws, strict=True)
-            ]
-        )
-        lower, upper = np.nanquantile(sims, [alpha / 2, 1 - alpha / 2], axis=0)
-        return lower, upper
+        months = horizon_days / 30.0
+        rows, inverse = distinct_rows(x, tx, T)  # the transaction model sees distinct rows
+        sims = np.empty((n_draws, len(x)))
+        for k, (tp, sp) in enumerate(zip(t_draws, s_draws, strict=True)):
+            sm = self.spend_model.with_params(sp)
+            if sm.params_["q"] <= 1:  # a draw without a finite mean spend
+                sims[k] = np.nan
+                continue
+            tm = self.transaction_model.with_params(tp)
+            weight = _discounted_on_rows(tm, rows, months, self.discount_rate)[inverse]
+            sims[k] = self.expected_spend(sm, x, m) * weight
+        return draw_bounds(sims, alpha)
 
     def score(self, summary: pd.DataFrame, horizon_days: float = 365, n_draws: int = 200):
         """Per-customer P(alive), expected orders/spend over the horizon, CLV and a 90% interval.
@@ -156,8 +186,12 @@ class ClvModel:
         orders = tm.predict(horizon_days, x, tx, T)
         spend = self.expected_spend(sm, x, m)
         lower, upper = self.clv_interval(summary, horizon_days, n_draws=n_draws)
-        orders_lower, orders_upper = tm.draw_quantiles(
-            lambda m: m.predict(horizon_days, x, tx, T), alpha=0.1, n_draws=n_draws
+        rows, inverse = distinct_rows(x, tx, T)
+        orders_lower, orders_upper = (
+            bound[inverse]
+            for bound in tm.draw_quantiles(
+                lambda mdl: mdl.predict(horizon_days, *rows.T), alpha=0.1, n_draws=n_draws
+            )
         )
         return pd.DataFrame(
             {

@@ -181,8 +181,7 @@ class BaseFitter:
                 for p in self.sample_params(n_draws, random_state)
             ]
         )
-        lower, upper = np.nanquantile(sims, [alpha / 2, 1 - alpha / 2], axis=0)
-        return lower, upper
+        return draw_bounds(sims, alpha)
 
 
 class TransactionFitter(BaseFitter):
@@ -236,3 +235,16 @@ class TransactionFitter(BaseFitter):
         return self.draw_quantiles(
             lambda m: m.predict(t, x, tx, t_end), alpha, n_draws, random_state
         )
+
+
+def draw_bounds(sims: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) ``alpha``-interval over the draws (axis 0) of ``sims``. Draws that are
+    NaN everywhere (parameters without a finite answer) are dropped first, so the fast
+    vectorised quantile applies; scattered NaN fall back to ``nanquantile``."""
+    sims = sims[~np.isnan(sims).all(axis=1)]
+    if len(sims) == 0:
+        nan = np.full(sims.shape[1:], np.nan)
+        return nan, nan.copy()
+    q = np.nanquantile if np.isnan(sims).any() else np.quantile
+    lower, upper = q(sims, [alpha / 2, 1 - alpha / 2], axis=0)
+    return lower, upper

@@ -68,7 +68,9 @@ responses as (
         on
             surveys.customer_id = spells.customer_id
             and surveys.responded_date >= spells.valid_from
-            and (spells.valid_to is null or surveys.responded_date < spells.valid_to)
+            -- coalesce, not "valid_to is null or ...": an OR in the join condition turns
+            -- the join into a nested loop (surveys x spells) on DuckDB
+            and surveys.responded_date < coalesce(spells.valid_to, cast('9999-12-31' as date))
     where surveys.responded_date <= as_of.as_of_date
 
 ),
