@@ -42,7 +42,7 @@ MODELS = """
 create schema staging; create schema intermediate; create schema marts;
 create view staging.stg_orders as
     select order_id, customer_id, cast(ordered_at as date) as order_date from raw.orders;
-create view intermediate.int_as_of_date as
+create table intermediate.int_as_of_date as
     select max(_partition_date) as as_of_date from raw.orders;
 create table marts.fct_orders as select order_id, customer_id from staging.stg_orders;
 create table marts.dim_customers as
@@ -104,6 +104,20 @@ def test_checks_pass_on_a_consistent_warehouse(warehouse):
         # newest loaded day by default: 2025-03-02
         assert result.metadata["rows_landed"].value == landed
         assert result.metadata["partition_range"].value == "2025-03-02..2025-03-02"
+    assert run(orders_match_staging, path).passed
+    assert run(customers_cover_staging, path).passed
+
+
+def test_mart_checks_hold_while_a_newer_day_lands_before_the_marts_are_rebuilt(warehouse):
+    """Another run (a backfill) may load a newer day between this run's dbt build and its
+    checks: the marts are compared with staging up to the as-of date they were built for."""
+    path, landing = warehouse
+    newer = DAYS[1] + dt.timedelta(days=1)
+    (landing / "orders" / f"{newer}.csv").write_text(
+        f"order_id,customer_id,ordered_at,status,order_total\nO8,C8,{newer}T09:00:00,placed,3\n"
+    )
+    with duckdb.connect(str(path)) as con:
+        load_partitions(con, "orders", [newer], landing)
     assert run(orders_match_staging, path).passed
     assert run(customers_cover_staging, path).passed
 
