@@ -13,6 +13,7 @@ import pandas as pd
 
 from ml.btyd import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
 from ml.btyd._base import TransactionFitter, draw_bounds
+from ml.btyd._rows import distinct_rows
 
 PERIODS_PER_MONTH = {"D": 30.0, "W": 4.345, "M": 1.0, "H": 30.0 * 24}
 
@@ -39,12 +40,6 @@ def discounted_purchases(
     rows, inverse = distinct_rows(x.ravel(), tx.ravel(), t_end.ravel())
     weight = _discounted_on_rows(transaction_model, rows, time, discount_rate, freq)
     return weight[inverse].reshape(x.shape)
-
-
-def distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct rows of the stacked columns, index of each input row in them)."""
-    rows, inverse = np.unique(np.column_stack(columns), axis=0, return_inverse=True)
-    return rows, inverse.ravel()
 
 
 def _discounted_on_rows(transaction_model, rows, time, discount_rate, freq="D") -> np.ndarray:

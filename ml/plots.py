@@ -17,10 +17,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ml.metrics import expected_calibration_error, feature_importances, roc_auc
+from ml.metrics import expected_calibration_error, roc_auc
 
 FIGSIZE, DPI = (6.0, 4.0), 100
-__all__ = ["feature_importances"]  # re-exported: computed in ml.metrics, drawn here
 
 
 def _figure() -> tuple[Figure, object]:

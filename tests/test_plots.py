@@ -9,6 +9,7 @@ from matplotlib.image import imread
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 from ml import plots
+from ml.metrics import feature_importances
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -53,10 +54,10 @@ def test_churn_plots(tmp_path, churn_eval):
 def test_feature_importances(tmp_path, churn_eval):
     X, y = churn_eval
     hgb = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X.to_numpy(), y)
-    perm = plots.feature_importances(hgb, X, y, scoring="roc_auc", max_rows=800)
+    perm = feature_importances(hgb, X, y, scoring="roc_auc", max_rows=800)
     assert perm.index[0] == "recency_days" and perm["recency_days"] > perm["noise"]
     forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X.to_numpy(), y)
-    native = plots.feature_importances(forest, X, y)
+    native = feature_importances(forest, X, y)
     assert native.sum() == pytest.approx(1.0) and native.index[0] == "recency_days"
     _assert_png(plots.importance_plot(perm, tmp_path), tmp_path)
 

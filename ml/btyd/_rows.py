@@ -130,3 +130,9 @@ def pair_index(first: Distinct, second: Distinct) -> tuple[np.ndarray, np.ndarra
     pairs, row_pair = np.unique(key, return_inverse=True)
     i, j = np.divmod(pairs, second.values.size)
     return first.values[i], second.values[j], row_pair
+
+
+def distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows of the stacked columns, index of each input row in them)."""
+    rows, inverse = np.unique(np.column_stack(columns), axis=0, return_inverse=True)
+    return rows, inverse.ravel()
