@@ -2,7 +2,7 @@
 
 Run on demand (demo scale = the defaults, 20 000 customers x 2 years):
     uv run python benchmarks/bench_scale.py --customers 1000000 --years 3 --workdir /tmp/bench_scale
-    [--backfill-only] [--format csv|parquet|jsonl] [--no-parse] [--report <result.json>]
+    [--backfill-only] [--simulate-only] [--format csv|parquet|jsonl] [--no-parse] [--report <result.json>]
 
 Every step is a subprocess with a private environment under ``--workdir`` (landing zone,
 warehouse, models, reports, exports, published copy, ``DAGSTER_HOME`` with a copy of
@@ -307,6 +307,9 @@ def main() -> None:
     ap.add_argument(
         "--backfill-only", action="store_true", help="only the full backfill (no nightly runs)"
     )
+    ap.add_argument(
+        "--simulate-only", action="store_true", help="only write (or reuse) the landing zone"
+    )
     ap.add_argument("--report", type=Path, help="only print the report of this result file")
     args = ap.parse_args()
     if args.report:
@@ -330,6 +333,8 @@ def main() -> None:
             args.workdir / "logs" / "dbt_parse.log",
         )
     landing, sim = simulate(args, start, env)
+    if args.simulate_only:
+        return print(f"landing zone: {landing} ({sim['landing_bytes'] / GIB:.2f} GiB)")
     full = [("backfill", start, args.end - one), ("nightly", args.end, args.end)]
     runs = {}
     if not args.backfill_only:

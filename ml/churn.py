@@ -30,6 +30,7 @@ from ml.features import DAY, build_features, churn_labels
 from ml.metrics import feature_importances, score_report
 
 MIN_ROWS = 50  # cutoffs with fewer labelled customers (or one class only) are skipped
+REFERENCE_ROWS = 20_000  # rows of training features kept with the model for drift checks
 
 
 class ChurnModel:
@@ -69,6 +70,9 @@ class ChurnModel:
     feature_importances_ : pandas.Series
         Permutation importance (drop of ROC AUC) of each feature on the held-out rows,
         descending.
+    reference_features_ : pandas.DataFrame
+        Features at the latest training cutoff (at most ``REFERENCE_ROWS`` rows): the
+        reference of the drift measure of later scoring nights.
     """
 
     def __init__(
@@ -180,6 +184,9 @@ class ChurnModel:
             }
         )
         self.model_, self.feature_names_, self.cutoffs_ = self._train_as_of(known, as_of)
+        reference = self._features(known, self.cutoffs_[-1])
+        n = min(len(reference), REFERENCE_ROWS)
+        self.reference_features_ = reference.sample(n=n, random_state=self.random_state)
         del self._cache
         return self
 
@@ -200,14 +207,20 @@ class ChurnModel:
         return {k: float(v) for k, v in metrics.items()}
 
     # -- scoring ----------------------------------------------------------------------------
-    def predict_proba(self, data: LifecycleData, as_of: object) -> pd.DataFrame:
+    def predict_proba(
+        self, data: LifecycleData, as_of: object, features: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
         """Churn probability of every customer with a non-cancelled order known at ``as_of``.
 
-        Returns a DataFrame with columns ``customer_id`` and ``churn_probability``.
+        ``features`` may pass ``build_features(data, as_of, horizon_days)`` when the caller
+        has it already. Returns a DataFrame with columns ``customer_id`` and
+        ``churn_probability``.
         """
         if not hasattr(self, "model_"):
             raise RuntimeError("ChurnModel is not fitted")
-        X = build_features(data, to_timestamp(as_of), self.horizon_days)
+        X = features
+        if X is None:
+            X = build_features(data, to_timestamp(as_of), self.horizon_days)
         out = pd.DataFrame({"customer_id": X.index.astype(object)})
         if len(X) == 0:
             return out.assign(churn_probability=pd.Series(dtype=float))

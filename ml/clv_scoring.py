@@ -19,7 +19,7 @@ from ml.clv import ClvModel, fit_clv, summary_from_orders
 from ml.clv_challenger import GbmClvModel, compare_clv_models, feasible_horizon
 from ml.data import LifecycleData
 
-__all__ = ["ClvScoring", "score_clv", "summarize_comparison"]
+__all__ = ["ClvScoring", "score_clv", "score_with", "summarize_comparison"]
 
 
 @dataclass
@@ -71,18 +71,44 @@ def summarize_comparison(result: dict) -> dict:
     }
 
 
-def _gbm_spend(
-    data: LifecycleData, cutoff: pd.Timestamp, horizon_days: int
-) -> tuple[GbmClvModel, pd.Series] | None:
+def _gbm_fit(data: LifecycleData, cutoff: pd.Timestamp, horizon_days: int) -> GbmClvModel | None:
     try:
-        model = GbmClvModel(horizon_days=horizon_days, n_threads=1).fit(data, cutoff)
+        return GbmClvModel(horizon_days=horizon_days, n_threads=1).fit(data, cutoff)
     except ValueError:  # too little history to build its training cutoffs
         return None
-    return model, model.predict(data, cutoff).set_index("customer_id")["expected_spend"]
 
 
-def score_clv(data: LifecycleData, cutoff: pd.Timestamp, horizon_days: int = 365) -> ClvScoring:
-    """Score every customer with orders as of ``cutoff`` with the better CLV model.
+def score_with(
+    btyd: ClvModel,
+    gbm: GbmClvModel | None,
+    data: LifecycleData,
+    cutoff: pd.Timestamp,
+    horizon_days: int = 365,
+) -> pd.DataFrame:
+    """Score every customer with orders as of ``cutoff`` with fitted models: BTYD's
+    P(alive), expected orders, spend and CLV with intervals; when ``gbm`` is given, its
+    spend replaces BTYD's spend and CLV (no interval: the GBM has none). Used both on the
+    nights the models are trained and on the nights they only score."""
+    summary = summary_from_orders(data.orders, cutoff)
+    scores = btyd.score(summary, horizon_days=horizon_days).reset_index(drop=True)
+    if gbm is None:
+        return scores
+    spend = gbm.predict(data, cutoff).set_index("customer_id")["expected_spend"]
+    values = spend.reindex(scores["customer_id"]).to_numpy()
+    keep = ~np.isnan(values)
+    scores.loc[keep, "expected_spend_12m"] = values[keep]
+    scores.loc[keep, "clv"] = values[keep]
+    scores.loc[keep, ["clv_lower", "clv_upper"]] = np.nan
+    return scores
+
+
+def score_clv(
+    data: LifecycleData,
+    cutoff: pd.Timestamp,
+    horizon_days: int = 365,
+    max_train_customers: int | None = None,
+) -> ClvScoring:
+    """Fit both CLV models as of ``cutoff``, compare them, score with the better one.
 
     Parameters
     ----------
@@ -92,6 +118,10 @@ def score_clv(data: LifecycleData, cutoff: pd.Timestamp, horizon_days: int = 365
         The scoring time (the end of the newest loaded day).
     horizon_days : int, default 365
         Prediction horizon of expected spend and CLV, and preferred holdout length.
+    max_train_customers : int, optional
+        Compare and train the GBM on this many customers at most
+        (:meth:`LifecycleData.sample_customers`); BTYD is fitted on everyone (its fit is
+        cheap) and every customer is scored.
 
     Returns
     -------
@@ -99,24 +129,21 @@ def score_clv(data: LifecycleData, cutoff: pd.Timestamp, horizon_days: int = 365
     """
     summary = summary_from_orders(data.orders, cutoff)
     btyd = fit_clv(summary)
-    scores = btyd.score(summary, horizon_days=horizon_days).reset_index(drop=True)
     params = {**btyd.transaction_model.params_, **btyd.spend_model.params_}
+    train = data.sample_customers(max_train_customers)
     try:
-        horizon = feasible_horizon(data, cutoff, preferred=horizon_days)
-        result = compare_clv_models(data, cutoff, horizon)
+        horizon = feasible_horizon(train, cutoff, preferred=horizon_days)
+        result = compare_clv_models(train, cutoff, horizon)
     except ValueError as exc:
         comparison = {"winner": "btyd", "reason": f"not compared: {exc}", "horizon_days": 0}
-        return ClvScoring(scores, "btyd", comparison, params, btyd)
+        return ClvScoring(
+            score_with(btyd, None, data, cutoff, horizon_days), "btyd", comparison, params, btyd
+        )
     comparison = summarize_comparison(result)
-    fitted = _gbm_spend(data, cutoff, horizon_days) if result["winner"] == "gbm" else None
-    if fitted is None:
-        if result["winner"] == "gbm":
-            comparison["reason"] += "; the GBM could not be trained on the full history"
-        return ClvScoring(scores, "btyd", comparison, params, btyd, None, result["holdout"])
-    gbm_model, spend = fitted
-    gbm = spend.reindex(scores["customer_id"]).to_numpy()
-    keep = ~np.isnan(gbm)
-    scores.loc[keep, "expected_spend_12m"] = gbm[keep]
-    scores.loc[keep, "clv"] = gbm[keep]
-    scores.loc[keep, ["clv_lower", "clv_upper"]] = np.nan
-    return ClvScoring(scores, "gbm", comparison, params, btyd, gbm_model, result["holdout"])
+    comparison["n_train_customers"] = int(train.orders["customer_id"].nunique())
+    gbm = _gbm_fit(train, cutoff, horizon_days) if result["winner"] == "gbm" else None
+    if gbm is None and result["winner"] == "gbm":
+        comparison["reason"] += "; the GBM could not be trained on the full history"
+    scores = score_with(btyd, gbm, data, cutoff, horizon_days)
+    winner = "btyd" if gbm is None else "gbm"
+    return ClvScoring(scores, winner, comparison, params, btyd, gbm, result["holdout"])

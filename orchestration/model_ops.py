@@ -1,7 +1,13 @@
 """Nightly model operations around ``ml/`` (glue, no dagster import): train a churn
 candidate, register it with its plots and card, gate it against the baselines and the
 champion, score with the champion, measure drift and backtest earlier scores; score CLV with
-the better of BTYD and gradient boosting and register the night's CLV models."""
+the better of BTYD and gradient boosting and register the night's CLV models.
+
+Models are retrained when :func:`retrain_reason` says so (no champion yet, a champion older
+than ``retrain_every_days``, or trained for another horizon); on the other nights the
+champion only scores. Training uses at most ``max_train_customers`` customers
+(:meth:`ml.data.LifecycleData.sample_customers`); scoring always covers everyone. Both bound
+the nightly cost at a million customers (see ``benchmarks/bench_scale.py``)."""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ import pandas as pd
 from ml import registry
 from ml.backtest import backtest_scores
 from ml.churn import ChurnModel
-from ml.clv_scoring import ClvScoring, score_clv
+from ml.clv_scoring import ClvScoring, score_clv, score_with
 from ml.data import LifecycleData
 from ml.drift import drift_summary, feature_psi
 from ml.features import build_features
@@ -28,26 +34,78 @@ CLV = "clv"
 BTYD_INPUTS = ["frequency", "recency", "T", "monetary_value"]
 
 
+def retrain_reason(
+    model_dir: Path, kind: str, cutoff: pd.Timestamp, every_days: int, horizon_days: int
+) -> str | None:
+    """Why ``kind`` must be trained tonight, or None when its champion keeps scoring
+    (``every_days`` <= 0: every night)."""
+    current = registry.champion(model_dir, kind)
+    if current is None:
+        return "no champion yet"
+    if current.meta.get("params", {}).get("horizon_days") != horizon_days:
+        return f"the champion was trained for another horizon than {horizon_days} days"
+    trained = pd.Timestamp(current.meta["as_of"]).normalize()
+    age = (cutoff.normalize() - trained).days
+    if age < 0:
+        return f"the champion was trained as of a later date ({trained:%Y-%m-%d})"
+    if every_days <= 0 or age >= every_days:
+        return f"the champion is {age} day(s) old (retrain every {every_days})"
+    return None
+
+
 @dataclass
 class ChurnOutcome:
-    candidate: registry.ModelVersion
-    gate: GateResult
+    candidate: registry.ModelVersion | None  # None on a night without training
+    gate: GateResult | None
     champion: registry.ModelVersion | None
     scores: pd.DataFrame  # customer_id, churn_probability (empty when there is no champion)
     drift: pd.DataFrame
     plots: dict[str, Path] = field(default_factory=dict)
+    retrained: str | None = None  # why a candidate was trained tonight
 
     @property
     def promoted(self) -> bool:
-        return self.champion is not None and self.champion.version == self.candidate.version
+        return (
+            self.candidate is not None
+            and self.champion is not None
+            and self.champion.version == self.candidate.version
+        )
+
+
+def _score_churn_with_champion(
+    data: LifecycleData, cutoff: pd.Timestamp, model_dir: Path, features: pd.DataFrame
+) -> tuple[registry.ModelVersion | None, pd.DataFrame, pd.DataFrame]:
+    """(champion, scores, drift of tonight's features against its training features)."""
+    champion = registry.champion(model_dir, CHURN)
+    if champion is None:
+        empty = pd.DataFrame({"customer_id": [], "churn_probability": []})
+        return None, empty, pd.DataFrame(columns=["feature", "psi", "status"])
+    model = registry.load(model_dir, CHURN)
+    scores = model.predict_proba(data, cutoff, features=features)
+    reference = getattr(model, "reference_features_", None)
+    if reference is None:  # a model saved before reference_features_ existed
+        reference = build_features(data, model.cutoffs_[-1], model.horizon_days)
+    return champion, scores, feature_psi(reference, features)
 
 
 def train_and_score_churn(
-    data: LifecycleData, cutoff: pd.Timestamp, model_dir: Path, horizon_days: int
+    data: LifecycleData,
+    cutoff: pd.Timestamp,
+    model_dir: Path,
+    horizon_days: int,
+    retrain_every_days: int = 0,
+    max_train_customers: int | None = None,
 ) -> ChurnOutcome:
-    """Fit a candidate as of ``cutoff``; promote it only if it passes the gate (or if there
-    is no champion yet); score every customer with the champion."""
-    candidate = ChurnModel(horizon_days=horizon_days, n_threads=1).fit(data, cutoff)
+    """Score every customer with the churn champion as of ``cutoff``. When
+    :func:`retrain_reason` says so, first fit a candidate on at most ``max_train_customers``
+    customers and promote it only if it passes the gate (or if there is no champion yet)."""
+    features = build_features(data, cutoff, horizon_days)
+    reason = retrain_reason(model_dir, CHURN, cutoff, retrain_every_days, horizon_days)
+    if reason is None:
+        champion, scores, drift = _score_churn_with_champion(data, cutoff, model_dir, features)
+        return ChurnOutcome(None, None, champion, scores, drift)
+    train = data.sample_customers(max_train_customers)
+    candidate = ChurnModel(horizon_days=horizon_days, n_threads=1).fit(train, cutoff)
     ev = candidate.eval_frame_
     baselines = {"recency days": ev["recency_days"].to_numpy()}
     if np.isfinite(ev["btyd_p_no_purchase"]).all():
@@ -63,8 +121,8 @@ def train_and_score_churn(
             training_window=(candidate.cutoffs_[0], cutoff),
             features=candidate.feature_names_,
             metrics=candidate.metrics_,
-            data_fingerprint=registry.data_fingerprint(data),
-            params={"horizon_days": horizon_days},
+            data_fingerprint=registry.data_fingerprint(train),
+            params={"horizon_days": horizon_days, "n_train_customers": train_customers(train)},
             attachments=plots.values(),
         )
     current = registry.champion(model_dir, CHURN)
@@ -73,18 +131,21 @@ def train_and_score_churn(
         # The very first model is promoted even when it fails (there is nothing else to
         # score with); the gate's failure still shows in the asset check.
         registry.promote(model_dir, CHURN, version.version)
-    champion = registry.champion(model_dir, CHURN)
-    scores = pd.DataFrame({"customer_id": [], "churn_probability": []})
-    if champion is not None:
-        scores = registry.load(model_dir, CHURN).predict_proba(data, cutoff)
-    reference = build_features(data, candidate.cutoffs_[-1], horizon_days)
-    drift = feature_psi(reference, build_features(data, cutoff, horizon_days))
+    champion, scores, drift = _score_churn_with_champion(data, cutoff, model_dir, features)
     plot_paths = {k: version.path / "plots" / Path(p).name for k, p in plots.items()}
-    return ChurnOutcome(version, verdict, champion, scores, drift, plot_paths)
+    return ChurnOutcome(version, verdict, champion, scores, drift, plot_paths, reason)
+
+
+def train_customers(data: LifecycleData) -> int:
+    """Customers in the (possibly sampled) training data."""
+    return int(data.orders["customer_id"].nunique())
 
 
 def run_record(outcome: ChurnOutcome, as_of: dt.date) -> dict:
-    """The ``ml.model_runs`` row of a churn run (metrics plus the gate's verdict)."""
+    """The ``ml.model_runs`` row of a night that trained a churn candidate (metrics plus
+    the gate's verdict)."""
+    if outcome.candidate is None or outcome.gate is None:
+        raise ValueError("no candidate was trained: nothing to record")
     metrics = {
         **outcome.candidate.metrics,
         "gate_passed": outcome.gate.passed,
@@ -112,15 +173,47 @@ class ClvOutcome:
     scoring: ClvScoring
     version: registry.ModelVersion
     plots: dict[str, Path] = field(default_factory=dict)
+    retrained: str | None = None  # why the models were trained tonight (None: scored only)
+
+
+def _score_clv_with_champion(
+    data: LifecycleData, cutoff: pd.Timestamp, model_dir: Path, horizon_days: int
+) -> ClvOutcome:
+    """Score with the registered CLV models, as the night they were trained chose."""
+    version = registry.champion(model_dir, CLV)
+    models = registry.load(model_dir, CLV)
+    params = dict(version.meta.get("params", {}))
+    winner = params.get("scored_by", "btyd")
+    gbm = models.get("gbm") if winner == "gbm" else None
+    scores = score_with(models["btyd"], gbm, data, cutoff, horizon_days)
+    comparison = dict(params.get("comparison") or {"horizon_days": 0})
+    comparison["reason"] = (
+        f"scored by the {winner} of {version.version}, trained as of {version.meta['as_of'][:10]}"
+        f" ({comparison.get('reason', 'no comparison recorded')})"
+    )
+    btyd_params = {k: v for k, v in params.items() if isinstance(v, int | float)}
+    btyd_params.pop("horizon_days", None)
+    btyd_params.pop("n_train_customers", None)
+    scoring = ClvScoring(scores, winner, comparison, btyd_params, models["btyd"], gbm)
+    return ClvOutcome(scoring, version)
 
 
 def train_and_score_clv(
-    data: LifecycleData, cutoff: pd.Timestamp, model_dir: Path, horizon_days: int = 365
+    data: LifecycleData,
+    cutoff: pd.Timestamp,
+    model_dir: Path,
+    horizon_days: int = 365,
+    retrain_every_days: int = 0,
+    max_train_customers: int | None = None,
 ) -> ClvOutcome:
     """Score with the better CLV model (:func:`ml.clv_scoring.score_clv`) and register the
     night's models (BTYD, plus the GBM when it scores) with the holdout decile plot and a
-    model card. There is no gate: the holdout comparison picks the scorer every night."""
-    scoring = score_clv(data, cutoff, horizon_days)
+    model card; on nights :func:`retrain_reason` does not retrain, the registered models
+    score. There is no gate: the holdout comparison picks the scorer when training."""
+    reason = retrain_reason(model_dir, CLV, cutoff, retrain_every_days, horizon_days)
+    if reason is None:
+        return _score_clv_with_champion(data, cutoff, model_dir, horizon_days)
+    scoring = score_clv(data, cutoff, horizon_days, max_train_customers)
     metrics = {"scored_by_gbm": float(scoring.winner == "gbm")}
     for name in ("btyd", "gbm"):
         for metric, value in scoring.comparison.get(name, {}).items():
@@ -141,9 +234,14 @@ def train_and_score_clv(
             features=scoring.gbm_model.feature_names_ if scoring.gbm_model else BTYD_INPUTS,
             metrics=metrics,
             data_fingerprint=registry.data_fingerprint(data),
-            params={"horizon_days": horizon_days, "scored_by": scoring.winner, **scoring.params},
+            params={
+                "horizon_days": horizon_days,
+                "scored_by": scoring.winner,
+                "comparison": scoring.comparison,
+                **scoring.params,
+            },
             attachments=plots.values(),
         )
     registry.promote(model_dir, CLV, version.version)
     plot_paths = {k: version.path / "plots" / Path(p).name for k, p in plots.items()}
-    return ClvOutcome(scoring, version, plot_paths)
+    return ClvOutcome(scoring, version, plot_paths, reason)

@@ -39,6 +39,8 @@ class Settings:
     schedule_time: dt.time
     churn_horizon_days: int
     model_dir: Path
+    retrain_every_days: int = 7
+    max_train_customers: int = 100_000
 
     @property
     def partitions_start(self) -> dt.date:
@@ -86,4 +88,6 @@ def load_settings() -> Settings:
         schedule_time=_time("LIFECYCLE_SCHEDULE_TIME", "02:00"),
         churn_horizon_days=_int("LIFECYCLE_CHURN_HORIZON_DAYS", 90),
         model_dir=resolve_path("LIFECYCLE_MODEL_DIR", "data/models"),
+        retrain_every_days=_int("LIFECYCLE_RETRAIN_EVERY_DAYS", 7),
+        max_train_customers=_int("LIFECYCLE_MAX_TRAIN_CUSTOMERS", 100_000),
     )

@@ -159,6 +159,28 @@ def test_extreme_inputs_are_finite(fitted):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # no drop-out in these data: boundary MLE
+@pytest.mark.parametrize("cls", [BetaGeoFitter, ModifiedBetaGeoFitter])
+def test_expected_purchases_with_homogeneous_dropout(cls):
+    """A fit on the boundary (a, b in the millions: no dropout heterogeneity, seen on small
+    real histories) made 2F1 overflow to -inf; the point-mass form takes over smoothly."""
+    x, tx, T = np.array([0, 1, 3, 10, 29.0]), np.array([0, 20, 100, 300, 449.0]), np.full(5, 460.0)
+    x[0], tx[0] = 0, 0
+
+    def expected(a_plus_b: float) -> np.ndarray:
+        model = cls()
+        model.params_ = {"r": 0.95, "alpha": 30.6, "a": 0.1 * a_plus_b, "b": 0.9 * a_plus_b}
+        return model.predict(90, x, tx, T)
+
+    huge = expected(1e7)
+    assert np.isfinite(huge).all() and (huge > 0).all()
+    # continuous across the switch, and converging as a + b grows
+    below, above = expected(0.99e4), expected(1.01e4)
+    np.testing.assert_allclose(below, above, rtol=1e-4)
+    np.testing.assert_allclose(expected(1e5), huge, rtol=1e-3)
+    # far from the switch the exact formula and the point mass differ by O(1/(a+b))
+    assert np.max(np.abs(expected(1e2) / huge - 1)) > 1e-3
+
+
 def test_synthetic_large_frequency_fit():
     rng = np.random.default_rng(1)
     x = rng.integers(0, 4000, 300).astype(float)

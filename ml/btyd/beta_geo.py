@@ -8,6 +8,8 @@ from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 from ml.btyd._base import TransactionFitter, check_rfm
 from ml.btyd._rows import Distinct, distinct
 
+POINT_MASS_AB = 1e4  # a + b from which predict uses the point-mass form (see predict)
+
 
 class BetaGeoFitter(TransactionFitter):
     """BG/NBD: Poisson purchases at rate lambda ~ Gamma(r, alpha); after each repeat purchase the
@@ -165,6 +167,13 @@ class BetaGeoFitter(TransactionFitter):
         E = (a+b+x+k-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x+k; a+b+x+k-1; z)]
         * P(alive), z = t / (alpha+T+t). The 2F1 is Euler-transformed to
         (1-z)^(a-1) 2F1(a+b+k-1-r, a-1; a+b+x+k-1; z), which stays bounded for large x.
+
+        When ``a + b`` is huge (the fit found no heterogeneity in dropout: ``a, b`` in the
+        millions are a valid maximum on the boundary) that 2F1 overflows. The Beta posterior
+        of the dropout probability ``p`` given alive, Beta(a, b+x+k), is then a point mass
+        at ``p = a / (a+b+x+k)``, where E = P(alive) (1 - ((alpha+T)/(alpha+T+p t))^(r+x)) / p
+        exactly; its relative error is O(1/(a+b)) (below 1e-4 from ``POINT_MASS_AB`` on). The
+        same form replaces any non-finite value of the exact formula.
         """
         r, alpha, a, b = self._check_fitted()
         x, tx, t_end = check_rfm(frequency, recency, T)
@@ -175,10 +184,18 @@ class BetaGeoFitter(TransactionFitter):
             a = 1.0 + 1e-7
         bk = b + self._k
         log_ratio = np.log(alpha + t_end) - np.log(alpha + t_end + t)
+        p_alive = self.conditional_probability_alive(x, tx, t_end)
+        p = a / (a + bk + x)
+        log_ratio_p = np.log(alpha + t_end) - np.log(alpha + t_end + p * t)
+        point_mass = -np.expm1((r + x) * log_ratio_p) / p * p_alive
+        if a + bk >= POINT_MASS_AB:
+            return point_mass
         z = -np.expm1(log_ratio)
-        hyp = hyp2f1(a + bk - 1 - r, a - 1, a + bk + x - 1, z)
-        bracket = -np.expm1((a - 1) * log_ratio + np.log(hyp)) / (a - 1)
-        return (a + bk + x - 1) * bracket * self.conditional_probability_alive(x, tx, t_end)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            hyp = hyp2f1(a + bk - 1 - r, a - 1, a + bk + x - 1, z)
+            bracket = -np.expm1((a - 1) * log_ratio + np.log(hyp)) / (a - 1)
+            exact = (a + bk + x - 1) * bracket * p_alive
+        return np.where(np.isfinite(exact), exact, point_mass)
 
     def probability_of_zero_purchases(self, t, frequency, recency, T) -> np.ndarray:
         """P(no purchase in (T, T + t] | x, t_x, T).

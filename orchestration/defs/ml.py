@@ -12,6 +12,7 @@ from orchestration.defs.retries import TRANSIENT_RETRY, non_transient
 from orchestration.defs.shared import SETTINGS, WAREHOUSE_POOL, WarehouseResource
 from orchestration.ml_io import VIEWS, as_of_cutoff, load_lifecycle_data
 from orchestration.model_ops import (
+    ChurnOutcome,
     churn_backtest,
     run_record,
     train_and_score_churn,
@@ -92,7 +93,12 @@ def _score_churn(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         cutoff = as_of_cutoff(as_of)
         try:
             outcome = train_and_score_churn(
-                data, cutoff, SETTINGS.model_dir, SETTINGS.churn_horizon_days
+                data,
+                cutoff,
+                SETTINGS.model_dir,
+                SETTINGS.churn_horizon_days,
+                SETTINGS.retrain_every_days,
+                SETTINGS.max_train_customers,
             )
         except ValueError as exc:  # too little matured history to train on
             context.log.warning(f"churn model not trained for {as_of}: {exc}")
@@ -101,33 +107,48 @@ def _score_churn(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                 check_name=GATE_CHECK, passed=False, metadata={"reason": str(exc)}
             )
             return
+        champion = outcome.champion.version if outcome.champion else None
         scores = outcome.scores.assign(
-            as_of_date=as_of,
-            model_version=outcome.champion.version if outcome.champion else None,
-            scored_at=now_utc(),
+            as_of_date=as_of, model_version=champion, scored_at=now_utc()
         )
         n = replace_rows(con, "churn_scores", scores, "as_of_date = $d", {"d": as_of})
-        record_run(con, run_record(outcome, as_of))
-        history = con.execute(
-            "select customer_id, as_of_date, churn_probability, model_version from ml.churn_scores"
-        ).df()
-        backtest = churn_backtest(history, data, cutoff, SETTINGS.churn_horizon_days)
-        replace_rows(con, "churn_backtest", backtest, "true", {})
-    metrics = outcome.candidate.metrics
+        if outcome.candidate is not None:
+            record_run(con, run_record(outcome, as_of))
+        backtest = backtest_new_dates(con, data, cutoff)
+    trained = outcome.candidate or outcome.champion
     yield dg.MaterializeResult(
         metadata={
             "as_of_date": str(as_of),
             "dagster/row_count": n,
-            "candidate_version": outcome.candidate.version,
-            "champion_version": outcome.champion.version if outcome.champion else "none",
-            "model_card": dg.MetadataValue.path(str(outcome.candidate.card_path)),
+            "retrained": outcome.retrained or "no: the champion scored",
+            "candidate_version": outcome.candidate.version if outcome.candidate else "none",
+            "champion_version": champion or "none",
+            "model_card": dg.MetadataValue.path(str(trained.card_path)),
             "drift_alerts": int((outcome.drift["status"] == "alert").sum()),
-            "backtested_dates": len(backtest),
-            **{k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
+            "backtest_dates_added": backtest,
+            **{k: float(v) for k, v in trained.metrics.items() if isinstance(v, int | float)},
             **{f"plot_{k}": image_md(p) for k, p in outcome.plots.items()},
         }
     )
-    yield dg.AssetCheckResult(
+    yield gate_check_result(outcome)
+
+
+def gate_check_result(outcome: ChurnOutcome) -> dg.AssetCheckResult:
+    """The gate's verdict on tonight's candidate; on a night without training, the
+    champion keeps scoring and the check says so."""
+    if outcome.gate is None:
+        champion = outcome.champion
+        return dg.AssetCheckResult(
+            check_name=GATE_CHECK,
+            passed=True,
+            description=(
+                f"No candidate tonight: {champion.version} (trained as of "
+                f"{champion.meta['as_of'][:10]}) keeps scoring; models are retrained every "
+                f"{SETTINGS.retrain_every_days} days."
+            ),
+            metadata={"scored_by": champion.version},
+        )
+    return dg.AssetCheckResult(
         check_name=GATE_CHECK,
         passed=outcome.gate.passed,
         severity=dg.AssetCheckSeverity.WARN,
@@ -137,6 +158,26 @@ def _score_churn(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "scored_by": outcome.champion.version if outcome.champion else "none",
         },
     )
+
+
+def backtest_new_dates(con: duckdb.DuckDBPyConnection, data, cutoff: pd.Timestamp) -> int:
+    """Backtest the score dates whose horizon has passed and that have no backtest yet
+    (reading only those scores: the score history grows by a population every night).
+    Returns the number of dates added to ``ml.churn_backtest``."""
+    history = con.execute(
+        "select customer_id, as_of_date, churn_probability, model_version from ml.churn_scores "
+        "where as_of_date <= $matured and as_of_date not in "
+        "(select as_of_date from ml.churn_backtest)",
+        {"matured": (cutoff - pd.Timedelta(days=SETTINGS.churn_horizon_days)).date()},
+    ).df()
+    if history.empty:
+        return 0
+    backtest = churn_backtest(history, data, cutoff, SETTINGS.churn_horizon_days)
+    dates = sorted(set(backtest["as_of_date"]))
+    if not dates:
+        return 0
+    replace_rows(con, "churn_backtest", backtest, "as_of_date in (select unnest($d))", {"d": dates})
+    return len(dates)
 
 
 @dg.asset(
@@ -158,13 +199,23 @@ def _score_clv(warehouse: WarehouseResource) -> dg.MaterializeResult:
         ensure_ml_tables(con)
         as_of = newest_loaded_day(con)
         data = load_lifecycle_data(con, as_of)
-        outcome = train_and_score_clv(data, as_of_cutoff(as_of), SETTINGS.model_dir)
+        outcome = train_and_score_clv(
+            data,
+            as_of_cutoff(as_of),
+            SETTINGS.model_dir,
+            retrain_every_days=SETTINGS.retrain_every_days,
+            max_train_customers=SETTINGS.max_train_customers,
+        )
         scoring, version = outcome.scoring, outcome.version.version
         scores = scoring.scores.assign(as_of_date=as_of, model_version=version, scored_at=now_utc())
         n = replace_rows(con, "clv_predictions", scores, "as_of_date = $d", {"d": as_of})
-        metrics = {**scoring.params, "comparison": scoring.comparison, "scored_by": scoring.winner}
-        record = {"model_kind": "clv", "model_version": version, "as_of_date": as_of}
-        record_run(con, {**record, "metrics": metrics, "is_champion": True})
+        if outcome.retrained:
+            metrics = {**scoring.params, "comparison": scoring.comparison}
+            record = {"model_kind": "clv", "model_version": version, "as_of_date": as_of}
+            record_run(
+                con,
+                {**record, "metrics": metrics | {"scored_by": scoring.winner}, "is_champion": True},
+            )
     comparison = scoring.comparison
     gini = {m: comparison.get(m, {}).get("gini") for m in ("btyd", "gbm")}
     return dg.MaterializeResult(
@@ -174,6 +225,7 @@ def _score_clv(warehouse: WarehouseResource) -> dg.MaterializeResult:
             "model_card": dg.MetadataValue.path(str(outcome.version.card_path)),
             "dagster/row_count": n,
             "scored_by": scoring.winner,
+            "retrained": outcome.retrained or "no: the registered models scored",
             "comparison": comparison["reason"],
             "holdout_horizon_days": comparison["horizon_days"],
             **{f"holdout_gini_{m}": float(g) for m, g in gini.items() if g is not None},
