@@ -8,6 +8,7 @@ lock held by a process outside Dagster (an analyst's CLI session, say) instead o
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,19 +71,25 @@ def is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and any(m in str(exc) for m in LOCK_MARKERS)
 
 
+DEFAULT_MEMORY_LIMIT = "4GB"
+
+
 @contextlib.contextmanager
 def connect(
     path: Path, read_only: bool = False, lock_timeout_s: float = 120.0
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (creating its folder), waiting up to ``lock_timeout_s`` for a
-    lock held by another process; the session time zone is UTC."""
+    lock held by another process; the session time zone is UTC and DuckDB's buffer pool is
+    capped at ``LIFECYCLE_DUCKDB_MEMORY_LIMIT`` (default 4GB, as dbt's profile: DuckDB would
+    otherwise keep up to 80 % of RAM; beyond the cap it spills to disk)."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+    limit = os.environ.get("LIFECYCLE_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
     deadline = time.monotonic() + lock_timeout_s
     delay = 0.2
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": limit})
             break
         except duckdb.IOException as exc:
             if not is_lock_error(exc) or time.monotonic() > deadline:
