@@ -2,7 +2,8 @@
 
 Run on demand (demo scale = the defaults, 20 000 customers x 2 years):
     uv run python benchmarks/bench_scale.py --customers 1000000 --years 3 --workdir /tmp/bench_scale
-    [--backfill-only] [--simulate-only] [--format csv|parquet|jsonl] [--no-parse] [--report <result.json>]
+    [--backfill-only] [--simulate-only] [--format csv|parquet|jsonl] [--no-parse]
+    [--report <result.json>]
 
 Every step is a subprocess with a private environment under ``--workdir`` (landing zone,
 warehouse, models, reports, exports, published copy, ``DAGSTER_HOME`` with a copy of

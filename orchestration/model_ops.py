@@ -34,6 +34,11 @@ CLV = "clv"
 BTYD_INPUTS = ["frequency", "recency", "T", "monetary_value"]
 
 
+# A registered artefact that cannot be loaded or used by this code version (e.g. saved by
+# an older release, or its file damaged): the night retrains instead of failing.
+UNUSABLE_MODEL = (AttributeError, ImportError, OSError, EOFError, KeyError, TypeError)
+
+
 def retrain_reason(
     model_dir: Path, kind: str, cutoff: pd.Timestamp, every_days: int, horizon_days: int
 ) -> str | None:
@@ -101,9 +106,14 @@ def train_and_score_churn(
     customers and promote it only if it passes the gate (or if there is no champion yet)."""
     features = build_features(data, cutoff, horizon_days)
     reason = retrain_reason(model_dir, CHURN, cutoff, retrain_every_days, horizon_days)
+    unusable = False
     if reason is None:
-        champion, scores, drift = _score_churn_with_champion(data, cutoff, model_dir, features)
-        return ChurnOutcome(None, None, champion, scores, drift)
+        try:
+            champion, scores, drift = _score_churn_with_champion(data, cutoff, model_dir, features)
+            return ChurnOutcome(None, None, champion, scores, drift)
+        except UNUSABLE_MODEL as exc:
+            reason = f"the champion could not score ({type(exc).__name__}: {exc})"
+            unusable = True
     train = data.sample_customers(max_train_customers)
     candidate = ChurnModel(horizon_days=horizon_days, n_threads=1).fit(train, cutoff)
     ev = candidate.eval_frame_
@@ -125,11 +135,12 @@ def train_and_score_churn(
             params={"horizon_days": horizon_days, "n_train_customers": train_customers(train)},
             attachments=plots.values(),
         )
-    current = registry.champion(model_dir, CHURN)
+    current = None if unusable else registry.champion(model_dir, CHURN)
     verdict = gate(candidate.metrics_, current.metrics if current else None)
     if verdict.passed or current is None:
-        # The very first model is promoted even when it fails (there is nothing else to
-        # score with); the gate's failure still shows in the asset check.
+        # The very first model (or the successor of one that cannot score any more) is
+        # promoted even when it fails: there is nothing else to score with; the gate's
+        # failure still shows in the asset check.
         registry.promote(model_dir, CHURN, version.version)
     champion, scores, drift = _score_churn_with_champion(data, cutoff, model_dir, features)
     plot_paths = {k: version.path / "plots" / Path(p).name for k, p in plots.items()}
@@ -212,7 +223,10 @@ def train_and_score_clv(
     score. There is no gate: the holdout comparison picks the scorer when training."""
     reason = retrain_reason(model_dir, CLV, cutoff, retrain_every_days, horizon_days)
     if reason is None:
-        return _score_clv_with_champion(data, cutoff, model_dir, horizon_days)
+        try:
+            return _score_clv_with_champion(data, cutoff, model_dir, horizon_days)
+        except UNUSABLE_MODEL as exc:
+            reason = f"the registered models could not score ({type(exc).__name__}: {exc})"
     scoring = score_clv(data, cutoff, horizon_days, max_train_customers)
     metrics = {"scored_by_gbm": float(scoring.winner == "gbm")}
     for name in ("btyd", "gbm"):

@@ -257,6 +257,27 @@ def test_clv_pipeline_in_days():
     assert (scores["clv"] <= scores["expected_spend_12m"] + 1e-9).all()  # discounting
 
 
+def test_delta_method_intervals_match_parameter_draws():
+    """Large populations get delta-method intervals (9 evaluations instead of one per draw):
+    on CDNOW their widths match 500-draw quantile intervals."""
+    summary = cdnow_summary(unit_days=1.0).copy()
+    model = fit_clv(summary)
+    draws = model.score(summary, horizon_days=365, n_draws=500, method="draws")
+    delta = model.score(summary, horizon_days=365, method="delta")
+    pd.testing.assert_series_equal(draws["clv"], delta["clv"])
+    for point, lo, hi in [
+        ("clv", "clv_lower", "clv_upper"),
+        ("expected_orders_12m", "expected_orders_lower", "expected_orders_upper"),
+    ]:
+        assert (delta[lo] <= delta[point] + 1e-9).all() and (delta[point] <= delta[hi] + 1e-9).all()
+        assert (delta[lo] >= 0).all()
+        wide = (draws[hi] - draws[lo]) > 1e-6
+        ratio = ((delta[hi] - delta[lo]) / (draws[hi] - draws[lo]))[wide]
+        assert 0.9 < ratio.median() < 1.1, (point, ratio.describe())
+    with pytest.raises(ValueError, match="method"):
+        model.score(summary.head(5), method="bootstrap")
+
+
 def test_rfm_summary_uses_only_data_up_to_cutoff():
     orders = pd.DataFrame(
         {

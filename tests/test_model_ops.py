@@ -75,6 +75,12 @@ def test_churn_scores_with_the_champion_between_retrains(lifecycle, tmp_path):
     assert len(second.scores) == len(first.scores) > 300
     assert set(second.drift["status"]) <= {"ok", "warn", "alert", "missing"}
     assert len(second.drift) > 10
+    # a champion that cannot be loaded any more (damaged, or saved by an incompatible
+    # release) makes the night retrain instead of failing
+    first.champion.model_path.write_bytes(b"not a model")
+    third = train_and_score_churn(data, later, tmp_path, HORIZON, 7)
+    assert third.candidate is not None and "could not score" in third.retrained
+    assert third.promoted and len(third.scores) == len(first.scores)
 
 
 def test_clv_scores_with_the_registered_models_between_retrains(lifecycle, tmp_path):
