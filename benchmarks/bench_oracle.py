@@ -14,7 +14,8 @@ the 90 days after ``E`` (:func:`ml.features.churn_labels`); CLV actual: spend in
 after ``E`` (:func:`ml.clv_challenger.future_spend`, via ``compare_clv_models``). Scores:
 
 * model: :class:`ml.churn.ChurnModel` as in the nightly pipeline; BTYD and GBM CLV via
-  :func:`ml.clv_challenger.compare_clv_models` (``fit_clv`` + ``GbmClvModel``);
+  :func:`ml.clv_challenger.compare_clv_models` (``fit_clv`` + ``GbmClvModel``, the two-part
+  challenger: boosted order count x empirical-Bayes order value);
 * baselines: recency days, BTYD P(no purchase in 90 days) (the model's own features);
 * trait oracle (q): P(alive) from the true traits and the orders only, the last order's
   dropout taken as the average ``q`` (:mod:`simulator.oracle`);

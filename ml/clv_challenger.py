@@ -11,6 +11,13 @@ are compared with their spend in ``(E, as_of]``. The challenger (:class:`GbmClvM
 from past cutoffs ``E - horizon - k * step`` whose outcomes are complete by ``E``, so it needs
 about ``2 * horizon + (n_cutoffs - 1) * step`` days of history plus some before the first
 cutoff; :func:`feasible_horizon` gives the longest horizon the data allows.
+
+The challenger is a two-part model, like the Bayes-optimal predictor of a purchase process
+with customer-level order values: spend = E[orders] x E[value per order]. The number of
+non-cancelled orders is boosted (Poisson loss) as a multiplicative correction of BG/NBD's
+expected purchases (an offset); the value per order is the empirical-Bayes Gamma-Gamma
+posterior mean (:class:`OrderValueModel`) from every order's value (cancelled and returned
+ones are draws of the same basket size) and, as weaker evidence, the abandoned carts' values.
 """
 
 from __future__ import annotations
@@ -22,18 +29,28 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from ml._threads import limit_threads
+from ml.btyd import GammaGammaFitter
 from ml.clv import fit_clv, summary_from_orders
 from ml.data import LifecycleData, order_snapshot, to_timestamp
 from ml.features import DAY, build_features
 
 MIN_ROWS = 50
+VALUE_COLUMNS = ("n_orders", "value_sum", "n_carts", "cart_value_sum")
+_VALUE_PARAMS = ("p", "q", "gamma", "cart_shape", "cart_ratio")
+# Order values go to the value model; the order-count model sees the purchase behaviour only.
+MONETARY = (
+    "monetary_total",
+    "monetary_mean",
+    "spend_90d",
+    "spend_prior_90d",
+    "spend_trend",
+    "cart_value_mean",
+)
+MIN_OFFSET = 0.02  # expected purchases: floor of the offset (rows weigh in proportionally)
 
 
-def future_spend(data: LifecycleData, cutoff: object, horizon_days: int, as_of=None) -> pd.Series:
-    """Spend in ``(cutoff, cutoff + horizon]`` of every customer with an order by ``cutoff``.
-
-    ``ValueError`` if the window ends after ``as_of`` (default ``data.end``).
-    """
+def _future_window(data: LifecycleData, cutoff: object, horizon_days: int, as_of=None):
+    """(population at ``cutoff``, its non-cancelled orders in ``(cutoff, cutoff + horizon]``)."""
     cutoff = to_timestamp(cutoff)
     as_of = data.end if as_of is None else to_timestamp(as_of)
     end = cutoff + horizon_days * DAY
@@ -46,10 +63,33 @@ def future_spend(data: LifecycleData, cutoff: object, horizon_days: int, as_of=N
     )
     snap = order_snapshot(data.orders, as_of)
     win = snap[(snap["ordered_at"] > cutoff) & (snap["ordered_at"] <= end)]
-    win = win[win["status"] != "cancelled"]
+    return population, win[win["status"] != "cancelled"]
+
+
+def _future_targets(data: LifecycleData, cutoff: object, horizon_days: int, as_of=None):
+    """Columns ``orders`` (non-cancelled, returned included) and ``spend`` (returned = 0) in
+    ``(cutoff, cutoff + horizon]`` by customer_id, for the population at ``cutoff``."""
+    population, win = _future_window(data, cutoff, horizon_days, as_of)
     value = win["order_total"].where(win["status"] != "returned", 0.0).fillna(0.0)
-    spend = value.groupby(win["customer_id"]).sum()
-    return spend.reindex(population, fill_value=0.0).rename("spend")
+    by = win["customer_id"]
+    out = pd.DataFrame(
+        {"orders": by.groupby(by).size().astype(float), "spend": value.groupby(by).sum()}
+    )
+    return out.reindex(population, fill_value=0.0)
+
+
+def future_spend(data: LifecycleData, cutoff: object, horizon_days: int, as_of=None) -> pd.Series:
+    """Spend in ``(cutoff, cutoff + horizon]`` of every customer with an order by ``cutoff``.
+
+    ``ValueError`` if the window ends after ``as_of`` (default ``data.end``).
+    """
+    return _future_targets(data, cutoff, horizon_days, as_of)["spend"].rename("spend")
+
+
+def future_orders(data: LifecycleData, cutoff: object, horizon_days: int, as_of=None) -> pd.Series:
+    """Non-cancelled orders (returned ones included) in ``(cutoff, cutoff + horizon]``, same
+    population and ``ValueError`` as :func:`future_spend`."""
+    return _future_targets(data, cutoff, horizon_days, as_of)["orders"].rename("orders")
 
 
 def normalized_gini(actual: object, predicted: object) -> float:
@@ -109,22 +149,185 @@ def clv_metrics(actual: object, predicted: object, n_bins: int = 10) -> dict:
     }
 
 
+def value_season(data: LifecycleData, as_of: object) -> pd.Series:
+    """Seasonal index of order values by calendar month (1-12): the month's mean
+    ``order_total`` over the mean of the monthly means, from the orders known at ``as_of``.
+    All 1 unless every month has ``MIN_ROWS`` orders."""
+    snap = order_snapshot(data.orders, to_timestamp(as_of))
+    month = snap["ordered_at"].dt.month
+    stats = snap["order_total"].groupby(month).agg(["mean", "size"]).reindex(range(1, 13))
+    if stats["size"].fillna(0).min() < MIN_ROWS or not (stats["mean"] > 0).all():
+        return pd.Series(1.0, index=range(1, 13), name="season")
+    return (stats["mean"] / stats["mean"].mean()).rename("season")
+
+
+def horizon_season(season: pd.Series, cutoff: object, horizon_days: int) -> float:
+    """Mean seasonal index over the days of ``(cutoff, cutoff + horizon]``."""
+    start = to_timestamp(cutoff).normalize() + DAY
+    days = pd.date_range(start, periods=max(int(horizon_days), 1), freq="D")
+    return float(season.reindex(days.month).fillna(1.0).mean())
+
+
+def value_history(
+    data: LifecycleData, cutoff: object, season: pd.Series | None = None
+) -> pd.DataFrame:
+    """Order and abandoned-cart values known at ``cutoff``, by customer_id (every customer with
+    an order): ``n_orders`` and ``value_sum`` of all orders (any status, ``order_total``),
+    ``n_carts`` and ``cart_value_sum`` of the checkouts not completed by a known order. Values
+    are divided by ``season`` (:func:`value_season`) of their month when given."""
+    cutoff = to_timestamp(cutoff)
+    snap = order_snapshot(data.orders, cutoff)
+    c = data.checkouts
+    c = c[(c["started_at"] <= cutoff) & ~c["completed_order_id"].isin(set(snap["order_id"]))]
+    value, cart = snap["order_total"], c["cart_value"]
+    if season is not None:
+        value = value / snap["ordered_at"].dt.month.map(season).to_numpy()
+        cart = cart / c["started_at"].dt.month.map(season).to_numpy()
+    g = value.groupby(snap["customer_id"])
+    out = pd.DataFrame({"n_orders": g.size().astype(float), "value_sum": g.sum(min_count=0)})
+    carts = cart.groupby(c["customer_id"])
+    out["n_carts"] = carts.size().reindex(out.index, fill_value=0).astype(float)
+    out["cart_value_sum"] = carts.sum().reindex(out.index, fill_value=0.0)
+    out.index.name = "customer_id"
+    return out.fillna(0.0)
+
+
+def _gamma_gamma(n: pd.Series, total: pd.Series) -> np.ndarray | None:
+    """Gamma-Gamma (p, q, gamma) on the customers' mean values; None if it fails or q <= 1."""
+    keep = (n > 0) & (total > 0)
+    if keep.sum() < MIN_ROWS:
+        return None
+    try:
+        fitted = GammaGammaFitter().fit(n[keep], total[keep] / n[keep])
+    except (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError):
+        return None
+    params = np.array([fitted.params_[k] for k in ("p", "q", "gamma")], float)
+    return params if np.isfinite(params).all() and params[1] > 1.0 else None
+
+
+class OrderValueModel:
+    """Empirical-Bayes mean order value: Gamma-Gamma with abandoned carts as extra evidence.
+
+    Order values are Gamma(p, nu) with nu ~ Gamma(q, gamma) across customers (fitted on every
+    order's ``order_total``); abandoned carts are Gamma(p_c, .) around ``r`` times the same
+    mean (``p_c`` and ``r`` from a Gamma-Gamma fit on the carts). The posterior mean value per
+    order is ``p (gamma + S + w C) / (q + p n + p_c k - 1)`` with ``w = p_c / (p r)``: ``n``
+    orders worth ``S``, ``k`` carts worth ``C``. Without a usable cart fit the carts are
+    ignored; without a usable order fit the observed mean ``S / n`` is used.
+
+    Attributes
+    ----------
+    params_ : dict
+        ``p``, ``q``, ``gamma`` (NaN: no order fit), ``cart_shape`` and ``cart_ratio``
+        (0 and NaN: carts ignored).
+    """
+
+    def fit(self, history: pd.DataFrame) -> OrderValueModel:
+        """Fit on a :func:`value_history` frame; returns self."""
+        orders = _gamma_gamma(history["n_orders"], history["value_sum"])
+        carts = _gamma_gamma(history["n_carts"], history["cart_value_sum"])
+        p, q, g = orders if orders is not None else (np.nan,) * 3
+        shape, ratio = 0.0, np.nan
+        if orders is not None and carts is not None:
+            shape = carts[0]
+            ratio = (carts[0] * carts[2] / (carts[1] - 1)) / (p * g / (q - 1))
+        self.params_ = dict(zip(_VALUE_PARAMS, (p, q, g, shape, ratio), strict=True))
+        return self
+
+    def predict(self, history: pd.DataFrame) -> np.ndarray:
+        """Expected value of each customer's next order (rows of a :func:`value_history`)."""
+        n, s, k, c = (history[col].to_numpy(float) for col in VALUE_COLUMNS)
+        p, q, g, shape, ratio = (self.params_[k] for k in _VALUE_PARAMS)
+        if np.isnan(p):
+            return np.where(n > 0, s / np.maximum(n, 1.0), 0.0)
+        w = shape / (p * ratio) if shape > 0 else 0.0
+        return p * (g + s + w * c) / (q + p * n + shape * k - 1.0)
+
+
+def count_features(features: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Inputs of the order-count model: :func:`ml.features.build_features` without the
+    monetary columns, plus abandoned carts in all and before the last order, cancelled orders
+    and per-day rates of orders, carts and both since sign-up (``history``:
+    :func:`value_history`)."""
+    X = features.drop(columns=[c for c in MONETARY if c in features.columns])
+    h = history.reindex(X.index).fillna(0.0)
+    age = X["days_since_signup"].fillna(X["tenure_days"]).clip(lower=1.0)
+    carts = h["n_carts"]
+    return X.assign(
+        carts_total=carts,
+        carts_before_last=carts - X["abandoned_since_last_order"],
+        n_cancelled=(h["n_orders"] - X["frequency"]).clip(lower=0.0),
+        order_rate=X["frequency"] / age,
+        cart_rate=carts / age,
+        activity_rate=(X["frequency"] + carts) / age,
+    )
+
+
+def _quantile_edges(X: np.ndarray, max_bins: int = 255) -> list[np.ndarray | None]:
+    """Per column, unweighted quantile thresholds when it has more than ``max_bins`` values
+    (gradient boosting bins weighted rows by slow weighted percentiles; pre-binned columns
+    with few distinct values skip that)."""
+    edges = []
+    for col in X.T:
+        col = col[~np.isnan(col)]
+        if np.unique(col).size <= max_bins:
+            edges.append(None)
+            continue
+        q = np.linspace(0, 100, max_bins + 1)[1:-1]
+        edges.append(np.unique(np.percentile(col, q, method="averaged_inverted_cdf")))
+    return edges
+
+
+def _binned(X: np.ndarray, edges: list[np.ndarray | None]) -> np.ndarray:
+    """``X`` with each column of ``edges`` replaced by its bin number (NaN kept)."""
+    out = X.astype(float, copy=True)
+    for j, e in enumerate(edges):
+        if e is not None:
+            out[:, j] = np.where(np.isnan(X[:, j]), np.nan, np.searchsorted(e, X[:, j]))
+    return out
+
+
+def _offset(X: pd.DataFrame, horizon_days: int) -> np.ndarray:
+    """BG/NBD expected purchases in the horizon (the observed order rate where missing)."""
+    naive = X["frequency"] / X["days_since_signup"].fillna(X["tenure_days"]).clip(lower=30.0)
+    expected = X.get("btyd_expected_purchases", pd.Series(np.nan, X.index))
+    expected = expected.fillna(naive * horizon_days)
+    return np.clip(expected.to_numpy(float), MIN_OFFSET, None)
+
+
 class GbmClvModel:
-    """Gradient boosting (Poisson loss) for spend in the next ``horizon_days``.
+    """Two-part CLV: boosted order count (Poisson) x empirical-Bayes value per order.
+
+    Spend in the next ``horizon_days`` = ``spend_factor_ x orders x value``: ``orders`` =
+    BG/NBD's expected purchases (``btyd_expected_purchases`` of the features, an offset) times
+    a gradient-boosted correction fitted on stacked past cutoffs (Poisson loss on
+    ``orders / offset`` weighted by the offset, i.e. a log-link model with offset);
+    ``value`` = :class:`OrderValueModel`; ``spend_factor_`` (share of the order value that
+    counts: returned orders count 0) makes the training predictions add up to the actual spend.
 
     Parameters
     ----------
     horizon_days, n_cutoffs, cutoff_step_days : int
         Outcome horizon; number of past cutoffs stacked for training and days between them.
     loss : str
-        ``"poisson"`` (default, allows zero spend) or ``"squared_error"``.
+        ``"poisson"`` (default, allows zero counts) or ``"squared_error"``.
     max_iter, learning_rate, random_state, n_threads :
         Gradient boosting settings; ``n_threads`` limits OpenMP threads (None: library default).
 
     Attributes
     ----------
     model_ : HistGradientBoostingRegressor
+        Correction of the expected order count.
+    value_model_ : OrderValueModel
+        Fitted on the orders and carts known at the fit's ``as_of``.
+    spend_factor_ : float
+    season_ : pandas.Series
+        Monthly index of order values (:func:`value_season`); values are deflated by it and
+        the prediction multiplied by its mean over the horizon (:func:`horizon_season`).
     feature_names_ : list of str
+        Inputs of ``model_`` (:func:`count_features`).
+    bin_edges_ : list
+        Quantile pre-binning of those inputs (:func:`_quantile_edges`).
     cutoffs_ : list of pandas.Timestamp
     """
 
@@ -134,7 +337,7 @@ class GbmClvModel:
         n_cutoffs: int = 6,
         cutoff_step_days: int = 30,
         loss: str = "poisson",
-        max_iter: int = 200,
+        max_iter: int = 100,
         learning_rate: float = 0.05,
         random_state: int = 0,
         n_threads: int | None = 1,
@@ -156,20 +359,23 @@ class GbmClvModel:
         as_of = to_timestamp(as_of)
         known = data.as_of(as_of)
         h, step = self.horizon_days * DAY, self.cutoff_step_days * DAY
+        self.season_ = value_season(known, as_of)
         slices = []
         for k in reversed(range(self.n_cutoffs)):
             cutoff = as_of - h - k * step
             X = build_features(known, cutoff, self.horizon_days)
             if len(X) >= MIN_ROWS:
-                y = future_spend(known, cutoff, self.horizon_days, as_of=as_of)
-                slices.append((cutoff, X, y.reindex(X.index).fillna(0.0)))
+                hist = value_history(known, cutoff, self.season_).reindex(X.index)
+                hist["horizon_season"] = horizon_season(self.season_, cutoff, self.horizon_days)
+                y = _future_targets(known, cutoff, self.horizon_days, as_of).reindex(X.index)
+                slices.append((cutoff, count_features(X, hist), hist, y))
         if not slices:
             raise ValueError(f"no usable CLV training cutoff as of {as_of}: not enough history")
-        self.feature_names_ = sorted(set().union(*(X.columns for _, X, _ in slices)))
-        X = pd.concat(
-            [X.reindex(columns=self.feature_names_, fill_value=0.0) for _, X, _ in slices]
-        )
-        y = pd.concat([y for _, _, y in slices])
+        self.value_model_ = OrderValueModel().fit(value_history(known, as_of, self.season_))
+        self.feature_names_ = sorted(set().union(*(s[1].columns for s in slices)))
+        X = pd.concat([s[1].reindex(columns=self.feature_names_, fill_value=0.0) for s in slices])
+        y = pd.concat([s[3] for s in slices]).fillna(0.0)
+        offset = _offset(X, self.horizon_days)
         self.model_ = HistGradientBoostingRegressor(
             loss=self.loss,
             max_iter=self.max_iter,
@@ -180,22 +386,38 @@ class GbmClvModel:
             early_stopping=False,
             random_state=self.random_state,
         )
+        self.bin_edges_ = _quantile_edges(X.to_numpy(float))
+        Xb = _binned(X.to_numpy(float), self.bin_edges_)
         with self._threads():
-            self.model_.fit(X.to_numpy(), y.to_numpy())
-        self.cutoffs_ = [c for c, _, _ in slices]
+            self.model_.fit(Xb, y["orders"].to_numpy() / offset, sample_weight=offset)
+            orders = self.model_.predict(Xb) * offset
+        hist = pd.concat([s[2] for s in slices]).fillna(0.0)
+        value = self.value_model_.predict(hist) * hist["horizon_season"].to_numpy()
+        predicted = float(np.sum(orders * value))
+        self.spend_factor_ = float(y["spend"].sum() / predicted) if predicted > 0 else 1.0
+        self.cutoffs_ = [s[0] for s in slices]
         return self
 
     def predict(self, data: LifecycleData, as_of: object, features=None) -> pd.DataFrame:
-        """Expected spend over the horizon: columns customer_id, expected_spend."""
+        """Expected spend over the horizon: columns customer_id, expected_spend.
+
+        ``features``: :func:`ml.features.build_features` at ``as_of`` with this model's
+        ``horizon_days`` (built when None); the order and cart values come from ``data``.
+        """
         if not hasattr(self, "model_"):
             raise RuntimeError("GbmClvModel is not fitted")
         X = build_features(data, as_of, self.horizon_days) if features is None else features
         out = pd.DataFrame({"customer_id": X.index.astype(object)})
         if len(X) == 0:
             return out.assign(expected_spend=pd.Series(dtype=float))
-        X = X.reindex(columns=self.feature_names_, fill_value=0.0)
+        hist = value_history(data, as_of, self.season_).reindex(X.index).fillna(0.0)
+        X = count_features(X, hist).reindex(columns=self.feature_names_, fill_value=0.0)
         with self._threads():
-            out["expected_spend"] = self.model_.predict(X.to_numpy())
+            Xb = _binned(X.to_numpy(float), self.bin_edges_)
+            orders = self.model_.predict(Xb) * _offset(X, self.horizon_days)
+        value = self.value_model_.predict(hist)
+        value = value * horizon_season(self.season_, as_of, self.horizon_days)
+        out["expected_spend"] = self.spend_factor_ * orders * value
         return out
 
 

@@ -10,14 +10,20 @@ from test_features import day, simulate_lifecycle
 
 from ml.clv import fit_clv, summary_from_orders
 from ml.clv_challenger import (
+    MONETARY,
     GbmClvModel,
+    OrderValueModel,
     _winner,
     clv_metrics,
     compare_clv_models,
     decile_table,
     feasible_horizon,
+    future_orders,
     future_spend,
+    horizon_season,
     normalized_gini,
+    value_history,
+    value_season,
 )
 from ml.clv_scoring import score_clv
 from ml.data import LifecycleData
@@ -83,6 +89,8 @@ def test_future_spend_counts_returns_as_zero_and_skips_cancelled():
     data = LifecycleData(orders=orders)
     spend = future_spend(data, "2024-01-15", 30, as_of="2024-03-01")
     assert spend.to_dict() == {"a": 30.0, "b": 0.0}  # c is not in the population
+    count = future_orders(data, "2024-01-15", 30, as_of="2024-03-01")
+    assert count.to_dict() == {"a": 1.0, "b": 1.0}  # a returned order is an order worth 0
     assert future_spend(data, "2024-01-15", 30, as_of="2024-02-14").to_dict()["b"] == 50.0
     with pytest.raises(ValueError, match="not matured"):
         future_spend(data, "2024-01-15", 30, as_of="2024-02-10")
@@ -198,3 +206,91 @@ def test_expected_orders_and_clv_intervals_bracket_the_point_estimates(sim):
     )
     assert (lo <= mid * (1 + 1e-9)).all() and (mid <= hi * (1 + 1e-9)).all()
     assert (hi > lo).any()
+
+
+def test_value_history_uses_every_order_and_only_abandoned_carts():
+    orders = pd.DataFrame(
+        {
+            "order_id": ["1", "2", "3", "4"],
+            "customer_id": ["a", "a", "a", "b"],
+            "ordered_at": pd.to_datetime(["2024-01-05", "2024-02-05", "2024-12-05", "2024-12-06"]),
+            "status": ["delivered", "cancelled", "returned", "delivered"],
+            "order_total": [10.0, 20.0, 30.0, 40.0],
+            "updated_at": pd.to_datetime(["2024-01-05", "2024-02-05", "2024-12-20", "2024-12-06"]),
+        }
+    )
+    checkouts = pd.DataFrame(
+        {
+            "checkout_id": ["c1", "c2", "c3", "c4"],
+            "customer_id": ["a", "a", "b", "b"],
+            "started_at": pd.to_datetime(["2024-01-05", "2024-03-01", "2024-12-01", "2025-01-09"]),
+            "cart_value": [10.0, 50.0, 60.0, 70.0],
+            "completed_order_id": ["1", None, None, None],
+        }
+    )
+    data = LifecycleData(orders=orders, checkouts=checkouts)
+    h = value_history(data, pd.Timestamp("2024-12-31"))
+    assert h.loc["a"].to_dict() == {
+        "n_orders": 3.0,  # cancelled and returned orders show the basket size too
+        "value_sum": 60.0,
+        "n_carts": 1.0,  # c1 became order 1; c4 is after the cutoff
+        "cart_value_sum": 50.0,
+    }
+    assert h.loc["b", "n_carts"] == 1.0 and h.loc["b", "cart_value_sum"] == 60.0
+    season = pd.Series(1.0, index=range(1, 13)).where(lambda x: x.index != 12, 2.0)
+    deflated = value_history(data, pd.Timestamp("2024-12-31"), season)
+    assert deflated.loc["a", "value_sum"] == pytest.approx(10 + 20 + 30 / 2)
+    assert deflated.loc["b", "cart_value_sum"] == pytest.approx(30.0)
+    assert horizon_season(season, pd.Timestamp("2024-11-30"), 62) == pytest.approx(1.5)
+    assert (value_season(data, pd.Timestamp("2024-12-31")) == 1.0).all()  # too few orders
+
+
+def _gamma_gamma_population(n: int, seed: int):
+    """Customers with mean order value 4 / nu (nu ~ Gamma(4, rate 48)), Gamma(4, nu) orders
+    and Gamma(2, 2 nu / 4) abandoned carts (the same mean, noisier)."""
+    rng = np.random.default_rng(seed)
+    nu = rng.gamma(4.0, 1.0 / 48.0, n)
+    k_orders, k_carts = 1 + rng.poisson(1.5, n), rng.poisson(1.5, n)
+    value = np.array([rng.gamma(4.0, 1.0 / v, k).sum() for v, k in zip(nu, k_orders, strict=True)])
+    carts = np.array([rng.gamma(2.0, 2.0 / v, k).sum() for v, k in zip(nu, k_carts, strict=True)])
+    history = pd.DataFrame(
+        {"n_orders": k_orders * 1.0, "value_sum": value, "n_carts": k_carts * 1.0}
+    ).assign(cart_value_sum=carts)
+    return history, 4.0 / nu
+
+
+def test_order_value_model_recovers_the_prior_and_shrinks_with_cart_evidence():
+    history, true_mean = _gamma_gamma_population(4000, seed=1)
+    model = OrderValueModel().fit(history)
+    params = model.params_
+    assert params["p"] == pytest.approx(4.0, rel=0.25)
+    assert params["cart_shape"] == pytest.approx(2.0, rel=0.25)
+    assert params["cart_ratio"] == pytest.approx(1.0, rel=0.1)
+    observed = history["value_sum"] / history["n_orders"]
+    no_carts = OrderValueModel().fit(history.assign(n_carts=0.0, cart_value_sum=0.0))
+    assert no_carts.params_["cart_shape"] == 0.0
+    errors = {
+        name: float(np.mean((pred - true_mean) ** 2))
+        for name, pred in (
+            ("observed", observed.to_numpy()),
+            ("orders", no_carts.predict(history.assign(n_carts=0.0, cart_value_sum=0.0))),
+            ("orders+carts", model.predict(history)),
+        )
+    }
+    assert errors["orders+carts"] < errors["orders"] < errors["observed"]
+
+
+def test_gbm_is_two_part_and_calibrated_on_its_training_cutoffs(sim):
+    data, as_of = sim
+    model = GbmClvModel(horizon_days=HORIZON, n_cutoffs=2).fit(data, as_of)
+    assert not set(MONETARY) & set(model.feature_names_)
+    assert {"carts_total", "btyd_expected_purchases"} <= set(model.feature_names_)
+    assert 0.5 < model.spend_factor_ < 1.5 and len(model.cutoffs_) == 2
+    assert np.isfinite(list(model.value_model_.params_.values())[:3]).all()
+    total_pred, total_actual = 0.0, 0.0
+    for cutoff in model.cutoffs_:
+        pred = model.predict(data.as_of(as_of), cutoff).set_index("customer_id")
+        actual = future_spend(data, cutoff, HORIZON, as_of=as_of)
+        total_pred += pred["expected_spend"].reindex(actual.index).sum()
+        total_actual += actual.sum()
+    assert total_pred == pytest.approx(total_actual, rel=0.02)
