@@ -12,7 +12,6 @@ from ml.clv import fit_clv, summary_from_orders
 from ml.clv_challenger import (
     MONETARY,
     GbmClvModel,
-    OrderValueModel,
     _winner,
     clv_metrics,
     compare_clv_models,
@@ -20,12 +19,10 @@ from ml.clv_challenger import (
     feasible_horizon,
     future_orders,
     future_spend,
-    horizon_season,
     normalized_gini,
-    value_history,
-    value_season,
 )
 from ml.clv_scoring import score_clv
+from ml.clv_value import OrderValueModel, horizon_season, value_history, value_season
 from ml.data import LifecycleData
 
 HORIZON = 120
