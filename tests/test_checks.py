@@ -12,10 +12,9 @@ from orchestration.defs.checks import (
     build_reconciliation_check,
     count_landing_rows,
     customers_cover_staging,
-    freshness_verdict,
-    orders_fresh,
     orders_match_staging,
 )
+from orchestration.defs.freshness import freshness_verdict, orders_fresh
 from orchestration.defs.retries import TRANSIENT_RETRY, is_transient, non_transient
 from orchestration.defs.shared import DAILY, WarehouseResource
 from orchestration.ingest import LandingFileError, load_partitions

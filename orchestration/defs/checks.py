@@ -1,4 +1,4 @@
-"""Python asset checks: row reconciliation, marts vs staging, freshness of raw.orders.
+"""Python asset checks: row reconciliation and marts vs staging (freshness: ``freshness.py``).
 
 - ``raw/<source>``: ``<source>_rows_reconcile`` (blocking) recounts the landing file of
   each checked day independently of the ingest (Python's csv reader, a line count for
@@ -10,10 +10,6 @@
   ``staging.stg_orders`` up to the as-of date, no more, no less, no duplicates.
 - ``marts/dim_customers``: ``customers_cover_staging`` (blocking): every customer with an
   order in ``staging.stg_orders`` up to the as-of date has a row.
-- ``raw/orders``: ``orders_fresh`` (error, not blocking so a backfill of old days still
-  runs): the newest partition is at most one day older than yesterday in
-  ``LIFECYCLE_TIMEZONE``. It also runs on its own every day at ``LIFECYCLE_FRESHNESS_TIME``
-  (07:00) so that a night that did not run at all is noticed.
 
 Checks open the warehouse read-only and claim the warehouse pool, so no writer holds the
 DuckDB file while they read it; a lock or I/O error is retried (``TRANSIENT_RETRY``), a
@@ -22,9 +18,8 @@ missing table or a bad query is not.
 
 import csv
 import datetime as dt
-import os
+from collections.abc import Callable
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 import duckdb
@@ -34,9 +29,7 @@ from orchestration.defs.retries import TRANSIENT_RETRY, non_transient
 from orchestration.defs.shared import SETTINGS, WAREHOUSE_POOL, WarehouseResource
 from orchestration.ingest import landing_file, q
 
-ORDERS_KEY = dg.AssetKey(["raw", "orders"])
 RECONCILE_MAX_DAYS = 7
-FRESHNESS_MAX_LAG_DAYS = 1
 
 
 def count_landing_rows(path: Path) -> int:
@@ -186,120 +179,69 @@ def customer_consistency(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return dict(zip(("dim_rows", "staged_customers", "missing"), row, strict=True))
 
 
-@dg.asset_check(
-    asset=dg.AssetKey(["marts", "fct_orders"]),
-    name="orders_match_staging",
-    blocking=True,
-    pool=WAREHOUSE_POOL,
-    retry_policy=TRANSIENT_RETRY,
-    description="One fct_orders row per order of staging.stg_orders up to the as-of date.",
-)
-def orders_match_staging(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    with non_transient(), warehouse.connect(read_only=True) as con:
-        n = order_consistency(con)
+def orders_verdict(n: dict[str, int]) -> tuple[bool, str]:
     passed = n["missing"] == n["extra"] == n["duplicates"] == 0
-    description = (
+    return passed, (
         f"fct_orders has {n['fct_rows']} rows for {n['staged_orders']} staged orders: "
         f"{n['missing']} missing, {n['extra']} not in staging, {n['duplicates']} duplicated"
     )
-    return dg.AssetCheckResult(passed=passed, description=description, metadata=n)
 
 
-@dg.asset_check(
-    asset=dg.AssetKey(["marts", "dim_customers"]),
-    name="customers_cover_staging",
-    blocking=True,
-    pool=WAREHOUSE_POOL,
-    retry_policy=TRANSIENT_RETRY,
-    description="Every customer with an order in staging.stg_orders has a dim_customers row.",
-)
-def customers_cover_staging(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    with non_transient(), warehouse.connect(read_only=True) as con:
-        n = customer_consistency(con)
+def customers_verdict(n: dict[str, int]) -> tuple[bool, str]:
     passed = n["missing"] == 0 and n["dim_rows"] >= n["staged_customers"]
-    description = (
+    return passed, (
         f"dim_customers has {n['dim_rows']} rows; {n['staged_customers']} customers have "
         f"staged orders, {n['missing']} of them missing from dim_customers"
     )
-    return dg.AssetCheckResult(passed=passed, description=description, metadata=n)
 
 
-def freshness_verdict(
-    newest: dt.date | None, today: dt.date, max_lag_days: int = FRESHNESS_MAX_LAG_DAYS
-) -> tuple[bool, str]:
-    """Whether the newest partition is at most ``max_lag_days`` older than yesterday."""
-    oldest_ok = today - dt.timedelta(days=1 + max_lag_days)
-    if newest is None:
-        return False, f"raw.orders is empty; expected a partition on or after {oldest_ok}"
-    lag = (today - dt.timedelta(days=1) - newest).days
-    if newest < oldest_ok:
-        return False, (
-            f"raw.orders is STALE: newest partition {newest}, expected on or after "
-            f"{oldest_ok} (today {today}): {lag} day(s) behind yesterday"
-        )
-    return True, f"newest partition {newest} ({max(lag, 0)} day(s) behind yesterday, today {today})"
+def build_consistency_check(
+    mart: str,
+    name: str,
+    description: str,
+    measure: Callable[[duckdb.DuckDBPyConnection], dict[str, int]],
+    verdict: Callable[[dict[str, int]], tuple[bool, str]],
+) -> dg.AssetChecksDefinition:
+    """A blocking check of ``marts.<mart>`` against staging: ``measure`` counts, ``verdict``
+    judges the counts (pure functions, unit-tested on their own)."""
 
-
-@dg.asset_check(
-    asset=ORDERS_KEY,
-    name="orders_fresh",
-    pool=WAREHOUSE_POOL,
-    retry_policy=TRANSIENT_RETRY,
-    description=(
-        f"The newest raw.orders partition is at most {FRESHNESS_MAX_LAG_DAYS} day older "
-        "than yesterday in LIFECYCLE_TIMEZONE."
-    ),
-)
-def orders_fresh(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    with non_transient(), warehouse.connect(read_only=True) as con:
-        newest = con.execute("select max(_partition_date) from raw.orders").fetchone()[0]
-    today = dt.datetime.now(ZoneInfo(SETTINGS.timezone)).date()
-    passed, description = freshness_verdict(newest, today)
-    if not passed:
-        context.log.error(description)
-    return dg.AssetCheckResult(
-        passed=passed,
+    @dg.asset_check(
+        asset=dg.AssetKey(["marts", mart]),
+        name=name,
+        blocking=True,
+        pool=WAREHOUSE_POOL,
+        retry_policy=TRANSIENT_RETRY,
         description=description,
-        metadata={
-            "newest_partition": str(newest),
-            "today": str(today),
-            "timezone": SETTINGS.timezone,
-        },
     )
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with non_transient(), warehouse.connect(read_only=True) as con:
+            counts = measure(con)
+        passed, text = verdict(counts)
+        return dg.AssetCheckResult(passed=passed, description=text, metadata=counts)
+
+    return _check
 
 
-def freshness_time() -> dt.time:
-    """``LIFECYCLE_FRESHNESS_TIME`` (HH:MM, default 07:00): when the check runs alone."""
-    raw = os.environ.get("LIFECYCLE_FRESHNESS_TIME") or "07:00"
-    try:
-        return dt.time.fromisoformat(raw)
-    except ValueError as exc:
-        raise ValueError(f"LIFECYCLE_FRESHNESS_TIME must be HH:MM, got {raw!r}") from exc
-
-
-FRESHNESS_TIME = freshness_time()
-freshness_job = dg.define_asset_job(
-    "freshness_check",
-    selection=dg.AssetSelection.checks(orders_fresh),
-    description="Only the raw.orders freshness check (catches a night that did not run).",
+orders_match_staging = build_consistency_check(
+    "fct_orders",
+    "orders_match_staging",
+    "One fct_orders row per order of staging.stg_orders up to the as-of date.",
+    order_consistency,
+    orders_verdict,
 )
-freshness_schedule = dg.ScheduleDefinition(
-    name="freshness_schedule",
-    job=freshness_job,
-    cron_schedule=f"{FRESHNESS_TIME.minute} {FRESHNESS_TIME.hour} * * *",
-    execution_timezone=SETTINGS.timezone,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+customers_cover_staging = build_consistency_check(
+    "dim_customers",
+    "customers_cover_staging",
+    "Every customer with an order in staging.stg_orders has a dim_customers row.",
+    customer_consistency,
+    customers_verdict,
 )
+
 
 defs = dg.Definitions(
     asset_checks=[
         *(build_reconciliation_check(s) for s in SOURCES),
         orders_match_staging,
         customers_cover_staging,
-        orders_fresh,
     ],
-    jobs=[freshness_job],
-    schedules=[freshness_schedule],
 )
