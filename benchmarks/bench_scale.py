@@ -67,7 +67,7 @@ def stage_of(step_key: str) -> str:
         return "ingest"
     if step_key in ("dbt_warehouse", "dbt_segments"):
         return "dbt"
-    if step_key.startswith("ml__"):
+    if step_key.startswith(("ml__", "ml_scores")):
         return "models"
     if step_key.startswith(("delivery__", "reports__")):
         return "delivery"

@@ -18,6 +18,7 @@ import pandas as pd
 from ml.clv import ClvModel, fit_clv, summary_from_orders
 from ml.clv_challenger import GbmClvModel, compare_clv_models, feasible_horizon
 from ml.data import LifecycleData
+from ml.features import with_btyd_horizon
 
 __all__ = ["ClvScoring", "score_clv", "score_with", "summarize_comparison"]
 
@@ -84,16 +85,22 @@ def score_with(
     data: LifecycleData,
     cutoff: pd.Timestamp,
     horizon_days: int = 365,
+    features: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Score every customer with orders as of ``cutoff`` with fitted models: BTYD's
     P(alive), expected orders, spend and CLV with intervals; when ``gbm`` is given, its
     spend replaces BTYD's spend and CLV (no interval: the GBM has none). Used both on the
-    nights the models are trained and on the nights they only score."""
+    nights the models are trained and on the nights they only score. ``features``:
+    :func:`ml.features.build_features` at ``cutoff`` for any horizon, when the caller has it
+    (its BTYD columns are recomputed for the GBM's horizon)."""
     summary = summary_from_orders(data.orders, cutoff)
     scores = btyd.score(summary, horizon_days=horizon_days).reset_index(drop=True)
     if gbm is None:
         return scores
-    spend = gbm.predict(data, cutoff).set_index("customer_id")["expected_spend"]
+    if features is not None:
+        features = with_btyd_horizon(features, data, cutoff, gbm.horizon_days)
+    spend = gbm.predict(data, cutoff, features=features).set_index("customer_id")
+    spend = spend["expected_spend"]
     values = spend.reindex(scores["customer_id"]).to_numpy()
     keep = ~np.isnan(values)
     scores.loc[keep, "expected_spend_12m"] = values[keep]
@@ -107,6 +114,7 @@ def score_clv(
     cutoff: pd.Timestamp,
     horizon_days: int = 365,
     max_train_customers: int | None = None,
+    features: pd.DataFrame | None = None,
 ) -> ClvScoring:
     """Fit both CLV models as of ``cutoff``, compare them, score with the better one.
 
@@ -122,6 +130,8 @@ def score_clv(
         Compare and train the GBM on this many customers at most
         (:meth:`LifecycleData.sample_customers`); BTYD is fitted on everyone (its fit is
         cheap) and every customer is scored.
+    features : DataFrame, optional
+        :func:`ml.features.build_features` at ``cutoff`` (see :func:`score_with`).
 
     Returns
     -------
@@ -144,6 +154,6 @@ def score_clv(
     gbm = _gbm_fit(train, cutoff, horizon_days) if result["winner"] == "gbm" else None
     if gbm is None and result["winner"] == "gbm":
         comparison["reason"] += "; the GBM could not be trained on the full history"
-    scores = score_with(btyd, gbm, data, cutoff, horizon_days)
+    scores = score_with(btyd, gbm, data, cutoff, horizon_days, features)
     winner = "btyd" if gbm is None else "gbm"
     return ClvScoring(scores, winner, comparison, params, btyd, gbm, result["holdout"])

@@ -18,6 +18,7 @@ import pandas as pd
 from ml.data import LifecycleData, order_snapshot, to_timestamp
 
 DAY = pd.Timedelta(days=1)
+BTYD_COLUMNS = ("btyd_p_no_purchase", "btyd_expected_purchases")  # horizon-dependent
 WINDOWS = (30, 90, 180, 365)
 MIN_BTYD_CUSTOMERS = 20  # below this, BTYD columns are NaN (no fit)
 
@@ -166,7 +167,7 @@ def btyd_features(data: LifecycleData, cutoff: object, horizon_days: int = 90) -
         return pd.DataFrame(index=pd.Index([], name="customer_id"))
     cutoff = to_timestamp(cutoff)
     _, v = _purchases(data, cutoff)
-    columns = ["btyd_p_no_purchase", "btyd_expected_purchases"]
+    columns = list(BTYD_COLUMNS)
     customers = pd.Index(v["customer_id"].unique(), name="customer_id").sort_values()
     nan = pd.DataFrame(np.nan, index=customers, columns=columns)
     if len(customers) < MIN_BTYD_CUSTOMERS:
@@ -182,6 +183,19 @@ def btyd_features(data: LifecycleData, cutoff: object, horizon_days: int = 90) -
         warnings.warn(f"BG/NBD fit failed at {cutoff}: {exc}", RuntimeWarning, stacklevel=2)
         return nan
     return pd.DataFrame({columns[0]: p0, columns[1]: expected}, index=customers)
+
+
+def with_btyd_horizon(
+    features: pd.DataFrame, data: LifecycleData, cutoff: object, horizon_days: int
+) -> pd.DataFrame:
+    """``features`` (:func:`build_features` at ``cutoff``, any horizon) with the BTYD columns
+    recomputed for ``horizon_days``: the only horizon-dependent features, so one feature
+    build serves the churn (90 days) and CLV (365 days) models."""
+    btyd = btyd_features(data, cutoff, horizon_days)
+    if not len(btyd.columns):
+        return features
+    out = features.drop(columns=[c for c in BTYD_COLUMNS if c in features])
+    return out.join(btyd.reindex(out.index).astype(float))
 
 
 def build_features(data: LifecycleData, cutoff: object, horizon_days: int = 90) -> pd.DataFrame:

@@ -100,11 +100,14 @@ def train_and_score_churn(
     horizon_days: int,
     retrain_every_days: int = 0,
     max_train_customers: int | None = None,
+    features: pd.DataFrame | None = None,
 ) -> ChurnOutcome:
     """Score every customer with the churn champion as of ``cutoff``. When
     :func:`retrain_reason` says so, first fit a candidate on at most ``max_train_customers``
-    customers and promote it only if it passes the gate (or if there is no champion yet)."""
-    features = build_features(data, cutoff, horizon_days)
+    customers and promote it only if it passes the gate (or if there is no champion yet).
+    ``features``: ``build_features(data, cutoff, horizon_days)`` if the caller has it."""
+    if features is None:
+        features = build_features(data, cutoff, horizon_days)
     reason = retrain_reason(model_dir, CHURN, cutoff, retrain_every_days, horizon_days)
     unusable = False
     if reason is None:
@@ -188,7 +191,11 @@ class ClvOutcome:
 
 
 def _score_clv_with_champion(
-    data: LifecycleData, cutoff: pd.Timestamp, model_dir: Path, horizon_days: int
+    data: LifecycleData,
+    cutoff: pd.Timestamp,
+    model_dir: Path,
+    horizon_days: int,
+    features: pd.DataFrame | None,
 ) -> ClvOutcome:
     """Score with the registered CLV models, as the night they were trained chose."""
     version = registry.champion(model_dir, CLV)
@@ -196,7 +203,7 @@ def _score_clv_with_champion(
     params = dict(version.meta.get("params", {}))
     winner = params.get("scored_by", "btyd")
     gbm = models.get("gbm") if winner == "gbm" else None
-    scores = score_with(models["btyd"], gbm, data, cutoff, horizon_days)
+    scores = score_with(models["btyd"], gbm, data, cutoff, horizon_days, features)
     comparison = dict(params.get("comparison") or {"horizon_days": 0})
     comparison["reason"] = (
         f"scored by the {winner} of {version.version}, trained as of {version.meta['as_of'][:10]}"
@@ -216,18 +223,21 @@ def train_and_score_clv(
     horizon_days: int = 365,
     retrain_every_days: int = 0,
     max_train_customers: int | None = None,
+    features: pd.DataFrame | None = None,
 ) -> ClvOutcome:
     """Score with the better CLV model (:func:`ml.clv_scoring.score_clv`) and register the
     night's models (BTYD, plus the GBM when it scores) with the holdout decile plot and a
     model card; on nights :func:`retrain_reason` does not retrain, the registered models
-    score. There is no gate: the holdout comparison picks the scorer when training."""
+    score. There is no gate: the holdout comparison picks the scorer when training.
+    ``features``: :func:`ml.features.build_features` at ``cutoff`` (any horizon) if the
+    caller has it."""
     reason = retrain_reason(model_dir, CLV, cutoff, retrain_every_days, horizon_days)
     if reason is None:
         try:
-            return _score_clv_with_champion(data, cutoff, model_dir, horizon_days)
+            return _score_clv_with_champion(data, cutoff, model_dir, horizon_days, features)
         except UNUSABLE_MODEL as exc:
             reason = f"the registered models could not score ({type(exc).__name__}: {exc})"
-    scoring = score_clv(data, cutoff, horizon_days, max_train_customers)
+    scoring = score_clv(data, cutoff, horizon_days, max_train_customers, features)
     metrics = {"scored_by_gbm": float(scoring.winner == "gbm")}
     for name in ("btyd", "gbm"):
         for metric, value in scoring.comparison.get(name, {}).items():

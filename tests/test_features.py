@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ml.data import LifecycleData, order_snapshot
-from ml.features import build_features, churn_labels
+from ml.features import build_features, churn_labels, with_btyd_horizon
 
 T0 = pd.Timestamp("2024-01-01")
 CHANNELS = ("organic", "paid_search", "social", "referral")
@@ -304,3 +304,14 @@ def test_btyd_features_present_when_module_available(sim):
     assert p0.between(0, 1).all()
     y = churn_labels(data, day(300), 90)
     assert p0[y == 1].mean() > p0[y == 0].mean()
+
+
+def test_one_feature_build_serves_both_horizons(sim):
+    """The nightly scoring builds features once (churn horizon) and only recomputes the
+    BTYD columns for the CLV horizon: the result equals a build for that horizon."""
+    data, _ = sim
+    short = build_features(data, day(300), 90)
+    long = build_features(data, day(300), 365)
+    assert not np.allclose(short["btyd_expected_purchases"], long["btyd_expected_purchases"])
+    shared = with_btyd_horizon(short, data, day(300), 365)
+    pd.testing.assert_frame_equal(shared[long.columns], long)
