@@ -40,7 +40,7 @@ class Settings:
     churn_horizon_days: int
     model_dir: Path
     retrain_every_days: int = 7
-    max_train_customers: int = 100_000
+    max_train_customers: int = 50_000
 
     @property
     def partitions_start(self) -> dt.date:
@@ -89,5 +89,5 @@ def load_settings() -> Settings:
         churn_horizon_days=_int("LIFECYCLE_CHURN_HORIZON_DAYS", 90),
         model_dir=resolve_path("LIFECYCLE_MODEL_DIR", "data/models"),
         retrain_every_days=_int("LIFECYCLE_RETRAIN_EVERY_DAYS", 7),
-        max_train_customers=_int("LIFECYCLE_MAX_TRAIN_CUSTOMERS", 100_000),
+        max_train_customers=_int("LIFECYCLE_MAX_TRAIN_CUSTOMERS", 50_000),
     )

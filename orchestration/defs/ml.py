@@ -103,19 +103,20 @@ def image_md(path) -> dg.MetadataValue:
     retry_policy=TRANSIENT_RETRY,
 )
 def ml_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    # a model error is never retried; a lock or I/O error is
-    with non_transient(), warehouse.connect() as con:
-        ensure_ml_tables(con)
-        as_of = newest_loaded_day(con)
-        data = load_lifecycle_data(con, as_of)
-        cutoff = as_of_cutoff(as_of)
-        features = build_features(data, cutoff, SETTINGS.churn_horizon_days)
-        events = [*_score_churn(context, con, data, as_of, features)]
-        events.append(_score_clv(con, data, as_of, features))
+    # A model error is never retried; a lock or I/O error is. The warehouse is closed while
+    # the models run, so DuckDB's buffer pool does not add to their memory.
+    with non_transient():
+        with warehouse.connect() as con:
+            ensure_ml_tables(con)
+            as_of = newest_loaded_day(con)
+            data = load_lifecycle_data(con, as_of)
+        features = build_features(data, as_of_cutoff(as_of), SETTINGS.churn_horizon_days)
+        events = [*_score_churn(context, warehouse, data, as_of, features)]
+        events.append(_score_clv(warehouse, data, as_of, features))
     yield from events
 
 
-def _score_churn(context, con, data, as_of: dt.date, features: pd.DataFrame):
+def _score_churn(context, warehouse, data, as_of: dt.date, features: pd.DataFrame):
     cutoff = as_of_cutoff(as_of)
     try:
         outcome = train_and_score_churn(
@@ -137,10 +138,11 @@ def _score_churn(context, con, data, as_of: dt.date, features: pd.DataFrame):
         return
     champion = outcome.champion.version if outcome.champion else None
     scores = outcome.scores.assign(as_of_date=as_of, model_version=champion, scored_at=now_utc())
-    n = replace_rows(con, "churn_scores", scores, "as_of_date = $d", {"d": as_of})
-    if outcome.candidate is not None:
-        record_run(con, run_record(outcome, as_of))
-    backtest = backtest_new_dates(con, data, cutoff)
+    with warehouse.connect() as con:
+        n = replace_rows(con, "churn_scores", scores, "as_of_date = $d", {"d": as_of})
+        if outcome.candidate is not None:
+            record_run(con, run_record(outcome, as_of))
+        backtest = backtest_new_dates(con, data, cutoff)
     trained = outcome.candidate or outcome.champion
     yield dg.MaterializeResult(
         asset_key=CHURN_KEY,
@@ -209,7 +211,7 @@ def backtest_new_dates(con: duckdb.DuckDBPyConnection, data, cutoff: pd.Timestam
     return len(dates)
 
 
-def _score_clv(con, data, as_of: dt.date, features: pd.DataFrame) -> dg.MaterializeResult:
+def _score_clv(warehouse, data, as_of: dt.date, features: pd.DataFrame) -> dg.MaterializeResult:
     outcome = train_and_score_clv(
         data,
         as_of_cutoff(as_of),
@@ -219,15 +221,16 @@ def _score_clv(con, data, as_of: dt.date, features: pd.DataFrame) -> dg.Material
         features=features,
     )
     scoring, version = outcome.scoring, outcome.version.version
-    scores = scoring.scores.assign(as_of_date=as_of, model_version=version, scored_at=now_utc())
-    n = replace_rows(con, "clv_predictions", scores, "as_of_date = $d", {"d": as_of})
-    if outcome.retrained:
-        metrics = {**scoring.params, "comparison": scoring.comparison}
-        record = {"model_kind": "clv", "model_version": version, "as_of_date": as_of}
-        record_run(
-            con,
-            {**record, "metrics": metrics | {"scored_by": scoring.winner}, "is_champion": True},
-        )
+    with warehouse.connect() as con:
+        scores = scoring.scores.assign(as_of_date=as_of, model_version=version, scored_at=now_utc())
+        n = replace_rows(con, "clv_predictions", scores, "as_of_date = $d", {"d": as_of})
+        if outcome.retrained:
+            metrics = {**scoring.params, "comparison": scoring.comparison}
+            record = {"model_kind": "clv", "model_version": version, "as_of_date": as_of}
+            record_run(
+                con,
+                {**record, "metrics": metrics | {"scored_by": scoring.winner}, "is_champion": True},
+            )
     comparison = scoring.comparison
     gini = {m: comparison.get(m, {}).get("gini") for m in ("btyd", "gbm")}
     return dg.MaterializeResult(
