@@ -226,9 +226,14 @@ def order_snapshot(orders: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     is treated as not yet known (NaT). Ties on ``updated_at`` go to the later lifecycle stage.
     """
     cutoff = to_timestamp(cutoff)
-    known = orders[(orders["updated_at"] <= cutoff) & (orders["ordered_at"] <= cutoff)].copy()
-    known["_rank"] = known["status"].map(_STATUS_RANK)
-    known = known.sort_values(["order_id", "updated_at", "_rank"], kind="mergesort")
-    snap = known.drop_duplicates("order_id", keep="last").drop(columns="_rank")
+    known = orders[(orders["updated_at"] <= cutoff) & (orders["ordered_at"] <= cutoff)]
+    # A stable sort on (order_id, updated_at, stage) keeping each order's last row, with the
+    # ids as sorted integer codes: sorting the id strings themselves took ~15 s at 7 M rows.
+    codes, _ = pd.factorize(known["order_id"], sort=True)
+    rank = known["status"].map(_STATUS_RANK).to_numpy()
+    order = np.lexsort((rank, known["updated_at"].to_numpy(), codes))
+    sorted_codes = codes[order]
+    last = np.append(sorted_codes[1:] != sorted_codes[:-1], True) if len(order) else order
+    snap = known.iloc[order[last]].copy()
     snap.loc[snap["delivered_at"] > cutoff, "delivered_at"] = pd.NaT
     return snap.reset_index(drop=True)
