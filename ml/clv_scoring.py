@@ -150,7 +150,7 @@ def score_clv(
             score_with(btyd, None, data, cutoff, horizon_days), "btyd", comparison, params, btyd
         )
     comparison = summarize_comparison(result)
-    comparison["n_train_customers"] = int(train.orders["customer_id"].nunique())
+    comparison["n_train_customers"] = train.n_buyers
     gbm = _gbm_fit(train, cutoff, horizon_days) if result["winner"] == "gbm" else None
     if gbm is None and result["winner"] == "gbm":
         comparison["reason"] += "; the GBM could not be trained on the full history"

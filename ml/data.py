@@ -182,6 +182,11 @@ class LifecycleData:
             raise ValueError("no timestamps in the data")
         return max(stamps)
 
+    @property
+    def n_buyers(self) -> int:
+        """Customers with at least one order row (any status)."""
+        return int(self.orders["customer_id"].nunique())
+
     def sample_customers(self, max_customers: int | None, seed: int = 0) -> LifecycleData:
         """Return the data of at most ``max_customers`` customers (all of them if fewer).
 

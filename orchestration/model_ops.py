@@ -135,7 +135,7 @@ def train_and_score_churn(
             features=candidate.feature_names_,
             metrics=candidate.metrics_,
             data_fingerprint=registry.data_fingerprint(train),
-            params={"horizon_days": horizon_days, "n_train_customers": train_customers(train)},
+            params={"horizon_days": horizon_days, "n_train_customers": train.n_buyers},
             attachments=plots.values(),
         )
     current = None if unusable else registry.champion(model_dir, CHURN)
@@ -148,11 +148,6 @@ def train_and_score_churn(
     champion, scores, drift = _score_churn_with_champion(data, cutoff, model_dir, features)
     plot_paths = {k: version.path / "plots" / Path(p).name for k, p in plots.items()}
     return ChurnOutcome(version, verdict, champion, scores, drift, plot_paths, reason)
-
-
-def train_customers(data: LifecycleData) -> int:
-    """Customers in the (possibly sampled) training data."""
-    return int(data.orders["customer_id"].nunique())
 
 
 def run_record(outcome: ChurnOutcome, as_of: dt.date) -> dict:
@@ -211,7 +206,6 @@ def _score_clv_with_champion(
     )
     btyd_params = {k: v for k, v in params.items() if isinstance(v, int | float)}
     btyd_params.pop("horizon_days", None)
-    btyd_params.pop("n_train_customers", None)
     scoring = ClvScoring(scores, winner, comparison, btyd_params, models["btyd"], gbm)
     return ClvOutcome(scoring, version)
 
