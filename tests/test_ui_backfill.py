@@ -66,9 +66,11 @@ def drive_ui(stack: DagsterStack, first: dt.date, last: dt.date) -> str:
         try:
             page.set_default_timeout(60_000)
             expect.set_options(timeout=30_000)  # a loaded 2-core machine renders slowly
-            # The "Join the Dagster community" pop-up may open on a first visit, at any time.
+            # The "Join the Dagster community" pop-up may open on a first visit, at any time,
+            # even under the partition dialog, whose overlay then takes real clicks: the click
+            # event goes to the Skip button itself.
             skip = page.get_by_role("button", name="Skip")
-            page.add_locator_handler(skip, lambda loc: loc.click())
+            page.add_locator_handler(skip, lambda loc: loc.dispatch_event("click"))
             screens = Screens(page)
 
             page.goto(f"{stack.url}/assets")
