@@ -304,9 +304,22 @@ def summary_from_orders(orders: pd.DataFrame, cutoff) -> pd.DataFrame:
     a returned order counts as a purchase worth 0."""
     from ml.data import order_snapshot
 
-    snap = order_snapshot(orders, cutoff)
+    return summary_from_snapshot(order_snapshot(orders, cutoff), cutoff)
+
+
+def summary_from_snapshot(snap: pd.DataFrame, cutoff) -> pd.DataFrame:
+    """:func:`summary_from_orders` from the order snapshot at ``cutoff``
+    (:func:`ml.data.order_snapshot`)."""
     snap = snap[snap["status"] != "cancelled"]
     value = snap["order_total"].where(snap["status"] != "returned", 0.0).fillna(0.0)
     return rfm_summary(
         snap.assign(value=value), cutoff, datetime_col="ordered_at", value_col="value"
+    )
+
+
+def data_summary(data, cutoff) -> pd.DataFrame:
+    """:func:`summary_from_orders` of a :class:`ml.data.LifecycleData`, computed once per
+    cutoff (cached in ``data``; read-only)."""
+    return data.cached(
+        "clv_summary", cutoff, lambda ts: summary_from_snapshot(data.snapshot(ts), ts)
     )

@@ -29,7 +29,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from ml._threads import limit_threads
-from ml.clv import fit_clv, summary_from_orders
+from ml.clv import data_summary, fit_clv
 from ml.clv_value import (
     MIN_ROWS,
     OrderValueModel,
@@ -37,7 +37,7 @@ from ml.clv_value import (
     value_history,
     value_season,
 )
-from ml.data import LifecycleData, order_snapshot, to_timestamp
+from ml.data import LifecycleData, to_timestamp
 from ml.features import DAY, build_features
 
 # Order values go to the value model; the order-count model sees the purchase behaviour only.
@@ -59,12 +59,12 @@ def _future_window(data: LifecycleData, cutoff: object, horizon_days: int, as_of
     end = cutoff + horizon_days * DAY
     if end > as_of:
         raise ValueError(f"spend after {cutoff} not matured: {end} > as_of {as_of}")
-    before = order_snapshot(data.orders, cutoff)
+    before = data.snapshot(cutoff)
     population = pd.Index(
         sorted(before.loc[before["status"] != "cancelled", "customer_id"].unique()),
         name="customer_id",
     )
-    snap = order_snapshot(data.orders, as_of)
+    snap = data.snapshot(as_of)
     win = snap[(snap["ordered_at"] > cutoff) & (snap["ordered_at"] <= end)]
     return population, win[win["status"] != "cancelled"]
 
@@ -332,7 +332,7 @@ class GbmClvModel:
 def btyd_expected_spend(data: LifecycleData, cutoff: object, horizon_days: int, model="bgnbd"):
     """BTYD expected spend over the horizon (``fit_clv`` on the RFM summary at ``cutoff``);
     the same quantity as ``expected_spend_12m`` of :meth:`ml.clv.ClvModel.score`."""
-    summary = summary_from_orders(data.orders, to_timestamp(cutoff))
+    summary = data_summary(data, cutoff)
     clv = fit_clv(summary, model=model)
     x, tx, T, m = (
         summary[c].to_numpy(float) for c in ("frequency", "recency", "T", "monetary_value")

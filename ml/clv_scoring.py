@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ml.clv import ClvModel, fit_clv, summary_from_orders
+from ml.clv import ClvModel, data_summary, fit_clv
 from ml.clv_challenger import GbmClvModel, compare_clv_models, feasible_horizon
 from ml.data import LifecycleData
 from ml.features import with_btyd_horizon
@@ -93,7 +93,7 @@ def score_with(
     nights the models are trained and on the nights they only score. ``features``:
     :func:`ml.features.build_features` at ``cutoff`` for any horizon, when the caller has it
     (its BTYD columns are recomputed for the GBM's horizon)."""
-    summary = summary_from_orders(data.orders, cutoff)
+    summary = data_summary(data, cutoff)
     scores = btyd.score(summary, horizon_days=horizon_days).reset_index(drop=True)
     if gbm is None:
         return scores
@@ -137,7 +137,7 @@ def score_clv(
     -------
     ClvScoring
     """
-    summary = summary_from_orders(data.orders, cutoff)
+    summary = data_summary(data, cutoff)
     btyd = fit_clv(summary)
     params = {**btyd.transaction_model.params_, **btyd.spend_model.params_}
     train = data.sample_customers(max_train_customers)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ml.btyd import GammaGammaFitter
-from ml.data import LifecycleData, order_snapshot, to_timestamp
+from ml.data import LifecycleData, to_timestamp
 from ml.features import DAY
 
 MIN_ROWS = 50
@@ -24,7 +24,7 @@ def value_season(data: LifecycleData, as_of: object) -> pd.Series:
     """Seasonal index of order values by calendar month (1-12): the month's mean
     ``order_total`` over the mean of the monthly means, from the orders known at ``as_of``.
     All 1 unless every month has ``MIN_ROWS`` orders."""
-    snap = order_snapshot(data.orders, to_timestamp(as_of))
+    snap = data.snapshot(as_of)
     month = snap["ordered_at"].dt.month
     stats = snap["order_total"].groupby(month).agg(["mean", "size"]).reindex(range(1, 13))
     if stats["size"].fillna(0).min() < MIN_ROWS or not (stats["mean"] > 0).all():
@@ -47,7 +47,7 @@ def value_history(
     ``n_carts`` and ``cart_value_sum`` of the checkouts not completed by a known order. Values
     are divided by ``season`` (:func:`value_season`) of their month when given."""
     cutoff = to_timestamp(cutoff)
-    snap = order_snapshot(data.orders, cutoff)
+    snap = data.snapshot(cutoff)
     c = data.checkouts
     c = c[(c["started_at"] <= cutoff) & ~c["completed_order_id"].isin(set(snap["order_id"]))]
     value, cart = snap["order_total"], c["cart_value"]

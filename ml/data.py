@@ -7,10 +7,14 @@ from the staging tables and passes it in. Every timestamp is handled as a naive 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 ORDER_STATUSES = ("placed", "shipped", "delivered", "cancelled", "returned")
 # Tie-break between versions of one order with the same updated_at (later stage wins).
@@ -67,6 +71,19 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "checkouts": ("checkout_id", "customer_id", "started_at", "cart_value"),
     "customers": ("customer_id", "signed_up_at"),
 }
+T = TypeVar("T")
+# id column -> its integer key column (see LifecycleData); order keys are shared by order_id
+# and completed_order_id, customer keys by every table's customer_id.
+KEY_COLUMNS = {
+    "customer_id": "customer_key",
+    "order_id": "order_key",
+    "completed_order_id": "completed_order_key",
+}
+_KEY_SPACES = {"customer_id": "customer", "order_id": "order", "completed_order_id": "order"}
+# Results kept per LifecycleData by :meth:`LifecycleData.cached` (a snapshot of a million
+# customers' orders is ~0.3 GB: a few entries serve one scoring night, where the snapshot,
+# purchases and RFM summary at the as-of instant are each needed by several models).
+MEMO_SIZE = 6
 # Column holding "when the row became known", used to cut a table at a point in time.
 KNOWN_AT = {
     "orders": "updated_at",
@@ -86,25 +103,68 @@ def to_timestamp(value: object) -> pd.Timestamp:
 
 
 def _to_datetime(col: pd.Series) -> pd.Series:
+    if col.dtype == "datetime64[ns]":
+        return col
     out = pd.to_datetime(col, utc=True, errors="raise", format="mixed")
     return out.dt.tz_localize(None).astype("datetime64[ns]")
 
 
-def _shared(col: pd.Series) -> pd.Series:
-    """The same text values, one Python object per distinct value (None for nulls).
+def _coded(col: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """(the same text values with one Python object per distinct value and None for nulls,
+    their codes (-1 for null), the distinct values).
 
     DuckDB and pandas readers return one string object per row: at 7 M order versions the
     status, channel and id columns alone took ~2 GB, most of it repeated values."""
-    codes, uniques = pd.factorize(col, use_na_sentinel=True)
-    values = np.append(np.asarray(uniques, dtype=object), None)  # code -1 -> None
-    return pd.Series(values[codes], index=col.index, name=col.name, dtype=object)
+    if isinstance(col.dtype, pd.CategoricalDtype):  # e.g. Arrow's strings_to_categorical
+        codes, uniques = col.cat.codes.to_numpy(), col.cat.categories
+    else:
+        codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    uniques = np.asarray(uniques, dtype=object)
+    values = np.append(uniques, None)  # code -1 -> None
+    text = pd.Series(values[codes], index=col.index, name=col.name, dtype=object)
+    return text, np.asarray(codes, dtype=np.int64), uniques
 
 
-def _to_id(col: pd.Series) -> pd.Series:
-    col = col.astype(object).where(col.notna(), None)
-    if pd.api.types.infer_dtype(col, skipna=True) not in ("string", "empty"):
-        col = col.map(lambda v: v if v is None else str(v))  # slow: only for non-text input
-    return _shared(col)
+def _shared(col: pd.Series) -> pd.Series:
+    return _coded(col)[0]
+
+
+def _keys(coded: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray], pd.Index]:
+    """Integer keys for id columns that share one id space (e.g. every ``customer_id``).
+
+    ``coded``: (codes, distinct values) per column, from :func:`_coded`. Returns one int64
+    array per column (-1 for null) and the sorted distinct ids: key ``k`` is ``ids[k]``, so
+    sorting or grouping by key orders rows as by id. Grouping a million customers' rows
+    by these integers instead of by the id strings made the features ~5x faster."""
+    merged = np.concatenate([u for _, u in coded]) if coded else np.array([], dtype=object)
+    inverse, space = pd.factorize(merged)
+    # sort the distinct ids with Arrow: Python's string comparisons took seconds per million
+    order = pc.array_sort_indices(pa.array(np.asarray(space, dtype=object), pa.string()))
+    order = order.to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    keys, start = [], 0
+    for codes, uniques in coded:
+        remap = np.append(rank[inverse[start : start + len(uniques)]], -1)  # code -1 -> -1
+        keys.append(remap[codes])
+        start += len(uniques)
+    return keys, pd.Index(np.asarray(space, dtype=object)[order], dtype=object)
+
+
+def _to_text(col: pd.Series) -> pd.Series:
+    text = col.dtype == object or isinstance(col.dtype, pd.CategoricalDtype)
+    return _shared(col if text else col.astype(object))
+
+
+def _to_id(col: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    values = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else col
+    if values.dtype != object or pd.api.types.infer_dtype(values, skipna=True) not in (
+        "string",
+        "empty",
+    ):  # slow: only for non-text input
+        col = col.astype(object).where(col.notna(), None)
+        col = col.map(lambda v: v if v is None else str(v))
+    return _coded(col)
 
 
 def empty_frame(table: str) -> pd.DataFrame:
@@ -113,35 +173,42 @@ def empty_frame(table: str) -> pd.DataFrame:
 
 
 def normalize_frame(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Validate and type one table (see :func:`_normalize`)."""
+    return _normalize(table, frame)[0]
+
+
+def _normalize(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Validate and type one table.
 
     Raises ``ValueError`` when a required column is missing or an order status is unknown.
     Missing optional columns are added as null (as the landing contract reads them); extra
     columns are kept. Ids become strings, timestamps naive UTC, numbers float. For orders a
-    null ``updated_at`` defaults to ``ordered_at``.
+    null ``updated_at`` defaults to ``ordered_at``. Also returns (codes, distinct values)
+    of each id column (see :func:`_keys`).
     """
     schema = SCHEMAS[table]
+    coded = {}
     missing = [c for c in REQUIRED[table] if c not in frame.columns]
     if missing:
         raise ValueError(f"{table}: missing required column(s) {missing}")
-    out = frame.copy()
+    out = frame.copy(deep=False)  # columns are replaced, never written into
     for col, kind in schema.items():
         if col not in out.columns:
             out[col] = None
         if kind == "datetime":
             out[col] = _to_datetime(out[col])
-        elif kind == "float":
+        elif kind == "float" and out[col].dtype != float:
             out[col] = pd.to_numeric(out[col], errors="raise").astype(float)
         elif kind == "id":
-            out[col] = _to_id(out[col])
-        else:
-            out[col] = _shared(out[col].astype(object).where(out[col].notna(), None))
+            out[col], *coded[col] = _to_id(out[col])
+        elif kind == "str":
+            out[col] = _to_text(out[col])
     if table == "orders":
         bad = set(out["status"].dropna().unique()) - set(ORDER_STATUSES)
         if bad or out["status"].isna().any():
             raise ValueError(f"orders: unknown or null status values {sorted(map(str, bad))}")
         out["updated_at"] = out["updated_at"].fillna(out["ordered_at"])
-    return out.reset_index(drop=True)
+    return out.reset_index(drop=True), coded
 
 
 @dataclass
@@ -151,7 +218,9 @@ class LifecycleData:
     Only ``orders`` is required; the other tables default to empty frames. ``orders`` holds
     every version of every order (change data capture: one row per status change, with
     ``updated_at`` = when the version became known). Frames are validated and typed on
-    construction (see :func:`normalize_frame`).
+    construction (see :func:`normalize_frame`), and get integer key columns
+    (:data:`KEY_COLUMNS`: ``customer_key`` and ``order_key``, ``completed_order_key``) that
+    order as the ids do; :attr:`customer_ids` turns customer keys back into ids.
     """
 
     orders: pd.DataFrame
@@ -159,13 +228,47 @@ class LifecycleData:
     surveys: pd.DataFrame = field(default_factory=lambda: empty_frame("surveys"))
     checkouts: pd.DataFrame = field(default_factory=lambda: empty_frame("checkouts"))
     customers: pd.DataFrame = field(default_factory=lambda: empty_frame("customers"))
+    customer_ids: pd.Index = field(init=False, repr=False, compare=False)
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            frame = getattr(self, f.name)
+        frames, coded = {}, {}
+        for table in SCHEMAS:
+            frame = getattr(self, table)
             if frame is None:
-                frame = pd.DataFrame(columns=list(SCHEMAS[f.name]))
-            setattr(self, f.name, normalize_frame(f.name, frame))
+                frame = pd.DataFrame(columns=list(SCHEMAS[table]))
+            frames[table], coded[table] = _normalize(table, frame)
+        for space in ("customer", "order"):
+            columns = [
+                (table, col)
+                for table in SCHEMAS
+                for col in coded[table]
+                if _KEY_SPACES.get(col) == space
+            ]
+            keys, ids = _keys([tuple(coded[t][c]) for t, c in columns])
+            for (table, col), key in zip(columns, keys, strict=True):
+                frames[table][KEY_COLUMNS[col]] = key
+            if space == "customer":
+                self.customer_ids = ids.rename("customer_id")
+        for table, frame in frames.items():
+            setattr(self, table, frame)
+
+    def cached(self, name: str, cutoff: object, build: Callable[[pd.Timestamp], T]) -> T:
+        """``build(cutoff)``, computed once per (``name``, cutoff) for this data.
+
+        The frames are treated as read-only: results are kept (the last :data:`MEMO_SIZE`)
+        and shared between callers, which must not modify them.
+        """
+        key = (name, to_timestamp(cutoff))
+        if key not in self._memo:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[key] = build(key[1])
+        return self._memo[key]
+
+    def snapshot(self, cutoff: object) -> pd.DataFrame:
+        """:func:`order_snapshot` of ``orders`` at ``cutoff`` (cached, read-only)."""
+        return self.cached("snapshot", cutoff, lambda ts: order_snapshot(self.orders, ts))
 
     @staticmethod
     def empty_frames() -> dict[str, pd.DataFrame]:
@@ -234,7 +337,10 @@ def order_snapshot(orders: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     known = orders[(orders["updated_at"] <= cutoff) & (orders["ordered_at"] <= cutoff)]
     # A stable sort on (order_id, updated_at, stage) keeping each order's last row, with the
     # ids as sorted integer codes: sorting the id strings themselves took ~15 s at 7 M rows.
-    codes, _ = pd.factorize(known["order_id"], sort=True)
+    if "order_key" in known:  # a LifecycleData's orders
+        codes = known["order_key"].to_numpy()
+    else:
+        codes, _ = pd.factorize(known["order_id"], sort=True)
     rank = known["status"].map(_STATUS_RANK).to_numpy()
     order = np.lexsort((rank, known["updated_at"].to_numpy(), codes))
     sorted_codes = codes[order]

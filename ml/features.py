@@ -15,12 +15,14 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ml.data import LifecycleData, order_snapshot, to_timestamp
+from ml.data import LifecycleData, to_timestamp
 
 DAY = pd.Timedelta(days=1)
+KEY = "customer_key"  # rows are grouped by integer customer keys (see LifecycleData)
 BTYD_COLUMNS = ("btyd_p_no_purchase", "btyd_expected_purchases")  # horizon-dependent
 WINDOWS = (30, 90, 180, 365)
 MIN_BTYD_CUSTOMERS = 20  # below this, BTYD columns are NaN (no fit)
+FIT_ERRORS = (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError)
 
 
 def _days(delta: pd.Series) -> pd.Series:
@@ -28,27 +30,32 @@ def _days(delta: pd.Series) -> pd.Series:
 
 
 def _purchases(data: LifecycleData, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(snapshot of all orders known at cutoff, its non-cancelled orders sorted by time)."""
-    snap = order_snapshot(data.orders, cutoff)
-    valid = snap[snap["status"] != "cancelled"].sort_values(
-        ["customer_id", "ordered_at", "order_id"], kind="mergesort"
-    )
-    return snap, valid.reset_index(drop=True)
+    """(snapshot of all orders known at cutoff, its non-cancelled orders sorted by time);
+    cached in ``data`` (read-only)."""
+    snap = data.snapshot(cutoff)
+
+    def valid(_) -> pd.DataFrame:
+        v = snap[snap["status"] != "cancelled"]
+        v = v.sort_values([KEY, "ordered_at", "order_key"], kind="mergesort")
+        return v.reset_index(drop=True)
+
+    return snap, data.cached("purchases", cutoff, valid)
 
 
 def _order_features(snap: pd.DataFrame, v: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
-    g = v.groupby("customer_id", sort=True)
+    g = v.groupby(KEY, sort=True)
     f = pd.DataFrame(index=g.size().index)
     f["recency_days"] = _days(cutoff - g["ordered_at"].max())
     # a cancelled order is a visit too (and, like any order, a moment a customer may leave)
-    f["recency_any_order_days"] = _days(cutoff - snap.groupby("customer_id")["ordered_at"].max())
+    f["recency_any_order_days"] = _days(cutoff - snap.groupby(KEY)["ordered_at"].max())
     f["frequency"] = g.size().astype(float)
     f["monetary_total"] = g["order_total"].sum()
     f["monetary_mean"] = g["order_total"].mean()
     f["tenure_days"] = _days(cutoff - g["ordered_at"].min())
 
     gap = _days(g["ordered_at"].diff())
-    gg = gap.groupby(v["customer_id"])
+    by = v[KEY]
+    gg = gap.groupby(by)
     f["gap_mean"] = gg.mean()
     f["gap_median"] = gg.median()
     f["recency_gap_ratio"] = f["recency_days"] / f["gap_mean"].where(f["gap_mean"] > 0)
@@ -56,20 +63,20 @@ def _order_features(snap: pd.DataFrame, v: pd.DataFrame, cutoff: pd.Timestamp) -
 
     for w in WINDOWS:
         recent = v["ordered_at"] > cutoff - w * DAY
-        f[f"orders_{w}d"] = recent.groupby(v["customer_id"]).sum().astype(float)
+        f[f"orders_{w}d"] = recent.groupby(by).sum().astype(float)
     last90 = v["order_total"].where(v["ordered_at"] > cutoff - 90 * DAY, 0.0)
     prior = (v["ordered_at"] <= cutoff - 90 * DAY) & (v["ordered_at"] > cutoff - 180 * DAY)
     prior90 = v["order_total"].where(prior, 0.0)
-    f["spend_90d"] = last90.groupby(v["customer_id"]).sum()
-    f["spend_prior_90d"] = prior90.groupby(v["customer_id"]).sum()
+    f["spend_90d"] = last90.groupby(by).sum()
+    f["spend_prior_90d"] = prior90.groupby(by).sum()
     f["spend_trend"] = np.log1p(f["spend_90d"]) - np.log1p(f["spend_prior_90d"])
 
     disc = v["discount_total"].fillna(0.0)
-    f["discounted_order_share"] = (disc > 0).groupby(v["customer_id"]).mean()
-    gross = f["monetary_total"] + disc.groupby(v["customer_id"]).sum()
-    f["discount_rate"] = (disc.groupby(v["customer_id"]).sum() / gross.where(gross > 0)).fillna(0)
-    f["return_share"] = (v["status"] == "returned").groupby(v["customer_id"]).mean()
-    cancelled = (snap["status"] == "cancelled").groupby(snap["customer_id"]).mean()
+    f["discounted_order_share"] = (disc > 0).groupby(by).mean()
+    gross = f["monetary_total"] + disc.groupby(by).sum()
+    f["discount_rate"] = (disc.groupby(by).sum() / gross.where(gross > 0)).fillna(0)
+    f["return_share"] = (v["status"] == "returned").groupby(by).mean()
+    cancelled = (snap["status"] == "cancelled").groupby(snap[KEY]).mean()
     f["cancel_share"] = cancelled.reindex(f.index)
     return f.join(_delivery_features(v, cutoff))
 
@@ -90,24 +97,24 @@ def _delivery_features(v: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     evaluable = promised.notna() & (delivered.notna() | overdue)
     delay = delay.clip(lower=0).where(evaluable)
     late = (delay > 0).astype(float).where(evaluable)
-    by = v["customer_id"]
+    by = v[KEY]
     out = pd.DataFrame({"late_share": late.groupby(by).mean()})
     out["mean_delay_days"] = delay.groupby(by).mean()
     # v is sorted by ordered_at within customer: the last row is the latest order.
-    last_rows = v.groupby("customer_id").tail(1).index
+    last_rows = v.groupby(KEY).tail(1).index
     out["last_order_late"] = pd.Series(late[last_rows].values, index=by[last_rows].values)
     return out
 
 
 def _experience_features(data: LifecycleData, cutoff: pd.Timestamp, snap: pd.DataFrame):
     r = data.reviews[data.reviews["created_at"] <= cutoff]
-    rg = r.groupby("customer_id")["rating"]
+    rg = r.groupby(KEY)["rating"]
     out = pd.DataFrame({"rating_mean": rg.mean(), "rating_min": rg.min()})
     out["n_reviews"] = rg.size().astype(float)
 
     s = data.surveys[data.surveys["responded_at"] <= cutoff]
-    s = s.sort_values(["customer_id", "responded_at", "response_id"], kind="mergesort")
-    latest = s.drop_duplicates("customer_id", keep="last").set_index("customer_id")["score"]
+    s = s.sort_values([KEY, "responded_at", "response_id"], kind="mergesort")
+    latest = s.drop_duplicates(KEY, keep="last").set_index(KEY)["score"]
     out = out.join(pd.DataFrame({"nps_latest": latest}), how="outer")
     out["nps_promoter"] = (out["nps_latest"] >= 9).astype(float)
     out["nps_passive"] = out["nps_latest"].between(7, 8).astype(float)
@@ -116,22 +123,18 @@ def _experience_features(data: LifecycleData, cutoff: pd.Timestamp, snap: pd.Dat
     c = data.checkouts
     c = c[(c["started_at"] <= cutoff) & (c["started_at"] > cutoff - 90 * DAY)]
     # A checkout completed by an order not yet known at the cutoff was still abandoned then.
-    abandoned = ~c["completed_order_id"].isin(set(snap["order_id"]))
-    out = out.join(
-        abandoned.groupby(c["customer_id"]).sum().rename("abandoned_checkouts_90d"), how="outer"
-    )
+    abandoned = ~c["completed_order_key"].isin(snap["order_key"])
+    out = out.join(abandoned.groupby(c[KEY]).sum().rename("abandoned_checkouts_90d"), how="outer")
     # Browsing without buying after the last order (of any status) is a sign of life: a
     # customer who left stops visiting, one who stays keeps starting checkouts.
     c = data.checkouts[data.checkouts["started_at"] <= cutoff]
-    last_order = snap.groupby("customer_id")["ordered_at"].max()
-    after = c["started_at"] > c["customer_id"].map(last_order)
-    abandoned = ~c["completed_order_id"].isin(set(snap["order_id"]))
-    since = (after & abandoned).groupby(c["customer_id"]).sum().rename("abandoned_since_last_order")
-    seen = _days(cutoff - c.groupby("customer_id")["started_at"].max()).rename(
-        "days_since_checkout"
-    )
+    last_order = snap.groupby(KEY)["ordered_at"].max()
+    after = c["started_at"] > c[KEY].map(last_order)
+    abandoned = ~c["completed_order_key"].isin(snap["order_key"])
+    since = (after & abandoned).groupby(c[KEY]).sum().rename("abandoned_since_last_order")
+    seen = _days(cutoff - c.groupby(KEY)["started_at"].max()).rename("days_since_checkout")
     # basket values, bought or not, say how much a customer tends to spend per order
-    cart = c.groupby("customer_id")["cart_value"].mean().rename("cart_value_mean")
+    cart = c.groupby(KEY)["cart_value"].mean().rename("cart_value_mean")
     return out.join(since, how="outer").join(seen, how="outer").join(cart, how="outer")
 
 
@@ -142,10 +145,12 @@ def _slug(name: object) -> str:
 
 def _customer_features(data: LifecycleData, cutoff: pd.Timestamp, index: pd.Index):
     cust = data.customers[~(data.customers["signed_up_at"] > cutoff)]
-    cust = cust.drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    cust = cust.drop_duplicates(KEY, keep="last").set_index(KEY)
     cust = cust.reindex(index)
     out = pd.DataFrame({"days_since_signup": _days(cutoff - cust["signed_up_at"])}, index=index)
-    channel = cust["acquisition_channel"].map(_slug)
+    channels = cust["acquisition_channel"]
+    slugs = {name: _slug(name) for name in channels.dropna().unique()}
+    channel = channels.map(slugs).fillna("unknown")
     dummies = pd.get_dummies(channel, prefix="acq", dtype=float)
     return out.join(dummies.reindex(sorted(dummies.columns), axis=1))
 
@@ -160,29 +165,48 @@ def btyd_features(data: LifecycleData, cutoff: object, horizon_days: int = 90) -
     Returns an empty frame when the BTYD modules are not available; NaN columns when the fit
     fails (with a ``RuntimeWarning``) or fewer than ``MIN_BTYD_CUSTOMERS`` customers have orders.
     """
+    out = _btyd_by_key(data, to_timestamp(cutoff), horizon_days)
+    return out.set_axis(data.customer_ids[out.index])
+
+
+def _btyd_by_key(data: LifecycleData, cutoff: pd.Timestamp, horizon_days: int) -> pd.DataFrame:
+    """:func:`btyd_features` indexed by customer key."""
     try:
         from ml.btyd import BetaGeoFitter
         from ml.clv import rfm_summary
     except ImportError:
-        return pd.DataFrame(index=pd.Index([], name="customer_id"))
-    cutoff = to_timestamp(cutoff)
-    _, v = _purchases(data, cutoff)
+        return pd.DataFrame(index=pd.Index([], dtype=np.int64))
     columns = list(BTYD_COLUMNS)
-    customers = pd.Index(v["customer_id"].unique(), name="customer_id").sort_values()
-    nan = pd.DataFrame(np.nan, index=customers, columns=columns)
-    if len(customers) < MIN_BTYD_CUSTOMERS:
+
+    def fit(_) -> tuple[pd.DataFrame, BetaGeoFitter | Exception | None]:
+        _, v = _purchases(data, cutoff)
+        customers = pd.Index(np.unique(v[KEY].to_numpy()))
+        if len(customers) < MIN_BTYD_CUSTOMERS:
+            return pd.DataFrame(index=customers), None
+        rfm = rfm_summary(
+            v, cutoff, customer_col=KEY, datetime_col="ordered_at", value_col="order_total"
+        )
+        rfm = rfm.set_index("customer_id").reindex(customers)
+        try:
+            return rfm, BetaGeoFitter().fit(rfm["frequency"], rfm["recency"], rfm["T"])
+        except FIT_ERRORS as exc:
+            return rfm, exc
+
+    # the fit does not depend on the horizon: the churn and CLV horizons share it
+    rfm, bg = data.cached("btyd_features_fit", cutoff, fit)
+    nan = pd.DataFrame(np.nan, index=rfm.index, columns=columns)
+    if bg is None:
         return nan
-    rfm = rfm_summary(v, cutoff, datetime_col="ordered_at", value_col="order_total")
-    rfm = rfm.set_index("customer_id").reindex(customers)
     args = (horizon_days, rfm["frequency"], rfm["recency"], rfm["T"])
     try:
-        bg = BetaGeoFitter().fit(rfm["frequency"], rfm["recency"], rfm["T"])
+        if isinstance(bg, Exception):
+            raise bg
         p0 = np.asarray(bg.probability_of_zero_purchases(*args), float)
         expected = np.asarray(bg.predict(*args), float)
-    except (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError) as exc:
-        warnings.warn(f"BG/NBD fit failed at {cutoff}: {exc}", RuntimeWarning, stacklevel=2)
+    except FIT_ERRORS as exc:
+        warnings.warn(f"BG/NBD fit failed at {cutoff}: {exc}", RuntimeWarning, stacklevel=3)
         return nan
-    return pd.DataFrame({columns[0]: p0, columns[1]: expected}, index=customers)
+    return pd.DataFrame({columns[0]: p0, columns[1]: expected}, index=rfm.index)
 
 
 def with_btyd_horizon(
@@ -231,10 +255,9 @@ def build_features(data: LifecycleData, cutoff: object, horizon_days: int = 90) 
     ):
         feats[col] = feats[col].fillna(0.0)
     feats = feats.join(_customer_features(data, cutoff, feats.index))
-    btyd = btyd_features(data, cutoff, horizon_days)
+    btyd = _btyd_by_key(data, cutoff, horizon_days)
     feats = feats.join(btyd.reindex(feats.index)) if len(btyd.columns) else feats
-    feats.index.name = "customer_id"
-    return feats.astype(float)
+    return feats.astype(float).set_axis(data.customer_ids[feats.index])
 
 
 def churn_labels(
@@ -252,8 +275,8 @@ def churn_labels(
     if end > as_of:
         raise ValueError(f"label at {cutoff} not matured: {end} > as_of {as_of}")
     _, valid = _purchases(data, cutoff)
-    population = pd.Index(sorted(valid["customer_id"].unique()), name="customer_id")
+    population = np.unique(valid[KEY].to_numpy())
     _, later = _purchases(data, as_of)
     window = later[(later["ordered_at"] > cutoff) & (later["ordered_at"] <= end)]
-    churned = ~population.isin(window["customer_id"].unique())
-    return pd.Series(churned.astype(int), index=population, name="churned")
+    churned = ~np.isin(population, window[KEY].to_numpy())
+    return pd.Series(churned.astype(int), index=data.customer_ids[population], name="churned")

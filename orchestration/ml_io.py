@@ -24,16 +24,30 @@ VIEWS = {
 }
 
 
+# ml.data column kind -> the SQL type it is read as (decimals and dates would arrive as
+# one Python object per value: at 7 M order versions that took ~30 s and 3 GB more)
+SQL_TYPES = {"id": "varchar", "str": "varchar", "float": "double", "datetime": "timestamp"}
+
+
 def load_lifecycle_data(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> LifecycleData:
-    """Everything known by the end of ``as_of`` (timestamps before the next midnight)."""
+    """Everything known by the end of ``as_of`` (timestamps before the next midnight).
+
+    Read through Arrow with text as categoricals: :class:`LifecycleData` then keeps one
+    string object per distinct value instead of one per row, without hashing 7 M strings."""
     end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
     frames = {}
     for name, view in VIEWS.items():
-        col_sql = ", ".join(f'"{c}"' for c in SCHEMAS[name])
-        frames[name] = con.execute(
+        col_sql = ", ".join(
+            f'cast("{c}" as {SQL_TYPES[kind]}) as "{c}"' for c, kind in SCHEMAS[name].items()
+        )
+        table = con.execute(
             f'select {col_sql} from staging."{view}" where "{KNOWN_AT[name]}" < $end',
             {"end": end},
-        ).df()
+        ).to_arrow_table()
+        frames[name] = table.to_pandas(
+            strings_to_categorical=True, coerce_temporal_nanoseconds=True, self_destruct=True
+        )
+        del table
     return LifecycleData(**frames)
 
 
