@@ -49,10 +49,10 @@ def _discounted_on_rows(transaction_model, rows, time, discount_rate, freq="D") 
     months = np.append(np.arange(1, int(np.floor(time)) + 1, dtype=float), time)
     months = np.unique(months[months > 0])
     total, previous = np.zeros(len(rows)), np.zeros(len(rows))
-    for month in months:
-        cumulative = np.asarray(transaction_model.predict(month * factor, ux, utx, uT), float)
-        total = total + (cumulative - previous) / (1.0 + discount_rate) ** month
-        previous = cumulative
+    cumulative = transaction_model.predict_cumulative(months * factor, ux, utx, uT)
+    for month, now in zip(months, cumulative, strict=True):
+        total = total + (now - previous) / (1.0 + discount_rate) ** month
+        previous = now
     return total
 
 
@@ -307,19 +307,29 @@ def summary_from_orders(orders: pd.DataFrame, cutoff) -> pd.DataFrame:
     return summary_from_snapshot(order_snapshot(orders, cutoff), cutoff)
 
 
-def summary_from_snapshot(snap: pd.DataFrame, cutoff) -> pd.DataFrame:
+def summary_from_snapshot(
+    snap: pd.DataFrame, cutoff, customer_col: str = "customer_id"
+) -> pd.DataFrame:
     """:func:`summary_from_orders` from the order snapshot at ``cutoff``
     (:func:`ml.data.order_snapshot`)."""
     snap = snap[snap["status"] != "cancelled"]
     value = snap["order_total"].where(snap["status"] != "returned", 0.0).fillna(0.0)
     return rfm_summary(
-        snap.assign(value=value), cutoff, datetime_col="ordered_at", value_col="value"
+        snap.assign(value=value),
+        cutoff,
+        customer_col=customer_col,
+        datetime_col="ordered_at",
+        value_col="value",
     )
 
 
 def data_summary(data, cutoff) -> pd.DataFrame:
     """:func:`summary_from_orders` of a :class:`ml.data.LifecycleData`, computed once per
     cutoff (cached in ``data``; read-only)."""
-    return data.cached(
-        "clv_summary", cutoff, lambda ts: summary_from_snapshot(data.snapshot(ts), ts)
-    )
+
+    def build(ts: pd.Timestamp) -> pd.DataFrame:
+        # grouped by the integer customer keys, then the keys turned back into ids
+        out = summary_from_snapshot(data.snapshot(ts), ts, customer_col="customer_key")
+        return out.assign(customer_id=data.customer_ids[out["customer_id"]].to_numpy())
+
+    return data.cached("clv_summary", cutoff, build)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ml.btyd import GammaGammaFitter
 from ml.data import LifecycleData, to_timestamp
-from ml.features import DAY
+from ml.features import DAY, KEY
 
 MIN_ROWS = 50
 VALUE_COLUMNS = ("n_orders", "value_sum", "n_carts", "cart_value_sum")
@@ -49,18 +49,17 @@ def value_history(
     cutoff = to_timestamp(cutoff)
     snap = data.snapshot(cutoff)
     c = data.checkouts
-    c = c[(c["started_at"] <= cutoff) & ~c["completed_order_id"].isin(set(snap["order_id"]))]
+    c = c[(c["started_at"] <= cutoff) & ~c["completed_order_key"].isin(snap["order_key"])]
     value, cart = snap["order_total"], c["cart_value"]
     if season is not None:
         value = value / snap["ordered_at"].dt.month.map(season).to_numpy()
         cart = cart / c["started_at"].dt.month.map(season).to_numpy()
-    g = value.groupby(snap["customer_id"])
+    g = value.groupby(snap[KEY])  # integer customer keys: see LifecycleData
     out = pd.DataFrame({"n_orders": g.size().astype(float), "value_sum": g.sum(min_count=0)})
-    carts = cart.groupby(c["customer_id"])
+    carts = cart.groupby(c[KEY])
     out["n_carts"] = carts.size().reindex(out.index, fill_value=0).astype(float)
     out["cart_value_sum"] = carts.sum().reindex(out.index, fill_value=0.0)
-    out.index.name = "customer_id"
-    return out.fillna(0.0)
+    return out.fillna(0.0).set_axis(data.customer_ids[out.index])
 
 
 def _gamma_gamma(n: pd.Series, total: pd.Series) -> np.ndarray | None:

@@ -249,6 +249,12 @@ class TransactionFitter(BaseFitter):
         """Conditional expected number of purchases in (T, T + t]."""
         raise NotImplementedError
 
+    def predict_cumulative(self, times, frequency, recency, T) -> np.ndarray:
+        """:meth:`predict` for each horizon of ``times``: an array of shape
+        (len(times), n customers). Models override it to share the work that does not
+        depend on the horizon."""
+        return np.array([self.predict(t, frequency, recency, T) for t in times], dtype=float)
+
     def predict_interval(
         self, t, frequency, recency, T, alpha: float = 0.1, n_draws: int = 200, random_state=0
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -175,16 +175,27 @@ class BetaGeoFitter(TransactionFitter):
         exactly; its relative error is O(1/(a+b)) (below 1e-4 from ``POINT_MASS_AB`` on). The
         same form replaces any non-finite value of the exact formula.
         """
-        r, alpha, a, b = self._check_fitted()
+        return self.predict_cumulative([t], frequency, recency, T)[0]
+
+    def predict_cumulative(self, times, frequency, recency, T) -> np.ndarray:
+        """:meth:`predict` for each horizon of ``times`` (P(alive) computed once)."""
+        params = self._check_fitted()
         x, tx, t_end = check_rfm(frequency, recency, T)
-        t = np.asarray(t, dtype=float)
-        if np.any(t < 0) or not np.all(np.isfinite(t)):
+        times = [np.asarray(t, dtype=float) for t in times]
+        if any(np.any(t < 0) or not np.all(np.isfinite(t)) for t in times):
             raise ValueError("t must be finite and non-negative")
+        p_alive = self.conditional_probability_alive(x, tx, t_end)
+        rows = np.broadcast_shapes(x.shape, *(t.shape for t in times))
+        return np.array([self._expected(params, t, x, t_end, p_alive) for t in times]).reshape(
+            (len(times), *rows)
+        )
+
+    def _expected(self, params, t, x, t_end, p_alive) -> np.ndarray:
+        r, alpha, a, b = params
         if abs(a - 1.0) < 1e-7:  # removable singularity at a == 1
             a = 1.0 + 1e-7
         bk = b + self._k
         log_ratio = np.log(alpha + t_end) - np.log(alpha + t_end + t)
-        p_alive = self.conditional_probability_alive(x, tx, t_end)
         p = a / (a + bk + x)
         log_ratio_p = np.log(alpha + t_end) - np.log(alpha + t_end + p * t)
         point_mass = -np.expm1((r + x) * log_ratio_p) / p * p_alive
