@@ -9,6 +9,7 @@ from cdnow import DATA, cdnow_fitted, cdnow_summary
 from scipy.integrate import quad
 
 from ml.btyd import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
+from ml.btyd._rows import distinct_rows
 from ml.btyd._special import log_power_integral
 from ml.clv import customer_lifetime_value, fit_clv, rfm_summary
 
@@ -297,3 +298,26 @@ def test_rfm_summary_uses_only_data_up_to_cutoff():
     out = rfm_summary(orders, "2024-01-31").set_index("customer_id")
     assert out.loc["a"].tolist() == [1.0, 10.0, 30.0, 30.0]
     assert out.loc["b"].tolist() == [0.0, 0.0, 10.0, 0.0]
+
+
+def test_distinct_rows_match_numpy_unique():
+    # integer-coded rows (the fast path) and float rows give np.unique's rows and inverse
+    rng = np.random.default_rng(3)
+    tx = rng.integers(0, 400, 5000).astype(float)
+    for x in (rng.integers(0, 30, 5000).astype(float), rng.random(5000).round(2)):
+        cols = (x, tx, tx + rng.integers(0, 50, 5000))
+        rows, inverse = distinct_rows(*cols)
+        expected, expected_inverse = np.unique(np.column_stack(cols), axis=0, return_inverse=True)
+        np.testing.assert_array_equal(rows, expected)
+        np.testing.assert_array_equal(inverse, expected_inverse.ravel())
+        np.testing.assert_array_equal(rows[inverse], np.column_stack(cols))
+
+
+def test_predict_cumulative_equals_predict(fitted, cdnow):
+    # the horizons share P(alive): same values as one predict per horizon
+    x, tx, T = (cdnow[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    for name in ("bg", "mbg", "pareto"):
+        model = fitted[name]
+        many = model.predict_cumulative([1.0, 13.0, 52.0], x, tx, T)
+        for row, t in zip(many, (1.0, 13.0, 52.0), strict=True):
+            np.testing.assert_allclose(row, model.predict(t, x, tx, T), rtol=1e-12)

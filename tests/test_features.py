@@ -327,3 +327,49 @@ def test_text_columns_share_one_object_per_value(sim):
     copy = LifecycleData(orders=orders.assign(channel=[f"{c}" for c in orders["channel"]]))
     assert copy.orders["channel"].tolist() == orders["channel"].tolist()
     assert len({id(v) for v in copy.orders["channel"]}) == orders["channel"].nunique()
+
+
+def test_integer_keys_order_like_the_ids_and_are_shared_across_tables():
+    orders = pd.DataFrame(
+        {
+            "order_id": ["o3", "o1", "o2"],
+            "customer_id": ["c2", "c10", "c2"],
+            "ordered_at": ["2024-01-01"] * 3,
+            "status": ["placed"] * 3,
+            "order_total": [1.0, 2.0, 3.0],
+        }
+    )
+    checkouts = pd.DataFrame(
+        {
+            "checkout_id": ["k1", "k2", "k3"],
+            "customer_id": ["c0", "c10", "c2"],
+            "started_at": ["2024-01-01"] * 3,
+            "cart_value": [1.0, 2.0, 3.0],
+            "completed_order_id": ["o2", None, "o9"],
+        }
+    )
+    data = LifecycleData(orders=orders, checkouts=checkouts)
+    assert list(data.customer_ids) == ["c0", "c10", "c2"]  # string order
+    for frame in (data.orders, data.checkouts):
+        assert list(data.customer_ids[frame["customer_key"]]) == list(frame["customer_id"])
+    # order keys: one space for order_id and completed_order_id, -1 for a null id
+    assert list(data.orders["order_key"]) == [2, 0, 1]
+    assert list(data.checkouts["completed_order_key"]) == [1, -1, 3]
+
+
+def test_categorical_text_as_the_arrow_loader_gives_changes_nothing():
+    data, _ = simulate_lifecycle(n_customers=200, n_days=200, seed=4)
+    cutoff = day(150)
+    as_categories = {
+        table: getattr(data, table).astype(
+            {
+                c: "category"
+                for c in ("customer_id", "order_id", "status")
+                if c in getattr(data, table)
+            }
+        )
+        for table in ("orders", "reviews", "surveys", "checkouts", "customers")
+    }
+    again = LifecycleData(**as_categories)
+    assert again.orders["customer_id"].dtype == object
+    pd.testing.assert_frame_equal(build_features(again, cutoff), build_features(data, cutoff))
