@@ -16,6 +16,7 @@ ORDER_COLS = [
     *("shipping_total", "item_count", "channel", "promised_delivery_date"),
     *("status", "delivered_at", "updated_at"),
 ]
+CUSTOMER_COLS = ["customer_id", "signed_up_at", "country", "acquisition_channel"]
 
 
 def day(d: float) -> pd.Timestamp:
@@ -74,7 +75,7 @@ def simulate_lifecycle(n_customers: int = 1500, n_days: int = 500, seed: int = 0
         reviews=pd.DataFrame(reviews, columns=list(cols["reviews"].columns)),
         surveys=pd.DataFrame(surveys, columns=list(cols["surveys"].columns)),
         checkouts=pd.DataFrame(checkouts, columns=list(cols["checkouts"].columns)),
-        customers=pd.DataFrame(customers, columns=list(cols["customers"].columns)),
+        customers=pd.DataFrame(customers, columns=CUSTOMER_COLS),
     )
     return data, day(n_days)
 
