@@ -132,21 +132,6 @@
 {%- endmacro %}
 
 
-{% macro staged_orders_of_customers(customer_ids) -%}
-    {#- stg_orders restricted to the orders that any version ever assigned to one of
-        customer_ids (a query returning customer_id): every version of those orders is read,
-        so the latest version is the view's; filter the result on customer_id if needed. -#}
-    {%- set raw_filter -%}
-        cast(order_id as {{ dbt.type_string() }}) in (
-            select cast(owned.order_id as {{ dbt.type_string() }})
-            from {{ source('raw', 'orders') }} as owned
-            where cast(owned.customer_id as {{ dbt.type_string() }}) in ({{ customer_ids }})
-        )
-    {%- endset -%}
-    {{ staged_orders('(' ~ staged_order_events(raw_filter) ~ ') as filtered_order_events') }}
-{%- endmacro %}
-
-
 {% macro staged_customers(raw_filter=none) -%}
     {#- stg_customers: the latest landing of every customer (email hashed). -#}
     with

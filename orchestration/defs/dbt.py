@@ -7,8 +7,11 @@ asset checks; ``dbt build`` runs them right after each model, so an error-severi
 failure stops everything downstream in dbt.
 """
 
-import json
-from collections.abc import Mapping
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -20,6 +23,8 @@ from orchestration.settings import DBT_PROJECT_DIR
 
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 DBT_PROJECT.prepare_if_dev()
+DAY_RANGE_ENV = ("LIFECYCLE_MIN_DATE", "LIFECYCLE_MAX_DATE")
+PARTIAL_PARSE = "partial_parse.msgpack"
 
 
 class LifecycleTranslator(DagsterDbtTranslator):
@@ -37,13 +42,65 @@ class LifecycleTranslator(DagsterDbtTranslator):
         return super().get_group_name(dbt_resource_props)
 
 
-def dbt_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
-    """dbt vars: the days this run loaded (``min_date``/``max_date``), when it loaded any.
+def dbt_env(context: dg.AssetExecutionContext) -> dict[str, str]:
+    """The days this run loaded, as the environment variables ``LIFECYCLE_MIN_DATE`` /
+    ``LIFECYCLE_MAX_DATE`` read by the dbt macros (empty when the run loaded none).
 
-    The as-of date is not passed: the models are built as of the newest loaded day (the
-    ``lifecycle_as_of_date`` macro), so backfilling old days never rolls marts back."""
+    Environment variables, not ``--vars``: dbt re-parses the whole project whenever ``--vars``
+    differ from its saved parse (``target/partial_parse.msgpack``, which dagster-dbt copies
+    into each invocation), but only the files that read an environment variable when that
+    variable changes. The as-of date is not passed: the models are built as of the newest
+    loaded day (the ``lifecycle_as_of_date`` macro), so backfilling old days never rolls
+    marts back."""
     days = run_day_range(context)
-    return {"min_date": days[0].isoformat(), "max_date": days[1].isoformat()} if days else {}
+    if not days:
+        return {}
+    return {"LIFECYCLE_MIN_DATE": days[0].isoformat(), "LIFECYCLE_MAX_DATE": days[1].isoformat()}
+
+
+NIGHTLY_ENV = {
+    # unit tests check the SQL on fixed rows, not the night's data: CI runs them
+    # (tests/test_dbt_project.py), the nightly does not spend warehouse time on them
+    "DBT_EXCLUDE_RESOURCE_TYPES": "unit_test",
+}
+
+
+@contextmanager
+def environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """Set ``variables`` in ``os.environ`` (the dbt subprocess inherits it) and unset any
+    ``LIFECYCLE_MIN_DATE`` / ``LIFECYCLE_MAX_DATE`` not given, restoring everything after."""
+    names = {*variables, *DAY_RANGE_ENV}
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        for name in names:
+            os.environ.pop(name, None)
+        os.environ.update(variables)
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def keep_parse(target_path: Path) -> None:
+    """Make this invocation's parse the one the next dbt invocation starts from.
+
+    dagster-dbt copies ``<project>/target/partial_parse.msgpack`` into each invocation's own
+    target path; dbt only reuses it when the profile (warehouse path, memory limit, target)
+    matches. A parse prepared elsewhere (image build, another warehouse) would cost a full
+    parse on every step; once a step has run, the next ones only re-parse what changed."""
+    saved = target_path / PARTIAL_PARSE
+    if not saved.is_file():
+        return
+    project_parse = Path(DBT_PROJECT.project_dir) / DBT_PROJECT.target_path / PARTIAL_PARSE
+    staged = project_parse.with_name(f"{PARTIAL_PARSE}.{os.getpid()}")
+    try:
+        shutil.copyfile(saved, staged)
+        os.replace(staged, project_parse)  # atomic: a concurrent reader sees old or new
+    except OSError:  # read-only project: keep the prepared parse
+        staged.unlink(missing_ok=True)
 
 
 def build_dbt_assets(name: str, select: str, exclude: str = "") -> dg.AssetsDefinition:
@@ -62,11 +119,11 @@ def build_dbt_assets(name: str, select: str, exclude: str = "") -> dg.AssetsDefi
         retry_policy=TRANSIENT_RETRY,
     )
     def _dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        dbt_args = ["build"]
-        if variables := dbt_vars(context):
-            dbt_args += ["--vars", json.dumps(variables)]
         with non_transient():  # a failing dbt test is never retried; a lock is
-            yield from dbt.cli(dbt_args, context=context).stream()
+            with environment({**NIGHTLY_ENV, **dbt_env(context)}):  # dbt.cli starts dbt here
+                invocation = dbt.cli(["build"], context=context)
+            yield from invocation.stream()
+        keep_parse(invocation.target_path)
 
     return _dbt
 

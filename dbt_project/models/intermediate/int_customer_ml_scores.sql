@@ -1,3 +1,7 @@
+-- a table, not a view: customer_segments and its data tests read it (a view would recompute
+-- it once per reader)
+{{ config(materialized='table') }}
+
 with
 
 churn_scores as (

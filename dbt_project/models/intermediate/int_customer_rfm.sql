@@ -1,3 +1,7 @@
+-- a table, not a view: rfm, dim_customers and its data tests read it (a view would recompute it
+-- once per reader)
+{{ config(materialized='table') }}
+
 with
 
 orders as (

@@ -26,10 +26,9 @@ customers as (
 
 orders as (
 
-    {% if is_incremental() -%}
-        {{ staged_orders_of_customers(changed_customer_ids()) }}
-    {%- else -%}
-        select * from {{ ref('stg_orders') }}
+    select * from {{ ref('stg_orders') }}
+    {%- if is_incremental() %}
+        where customer_id in ({{ changed_customer_ids() }})
     {%- endif %}
 
 ),

@@ -11,16 +11,13 @@
 with
 
 -- incremental: every order of the changed customers (int_changed_customers; order_sequence
--- is per customer) and the reviews naming them, from their raw rows; delete+insert by order_id
--- (an order that changed hands leaves its former owner)
+-- is per customer) and the reviews naming them (from their raw rows); delete+insert by
+-- order_id (an order that changed hands leaves its former owner)
 orders as (
 
-    {% if is_incremental() -%}
-        select *
-        from ({{ staged_orders_of_customers(changed_customer_ids()) }}) as changed_orders
+    select * from {{ ref('stg_orders') }}
+    {%- if is_incremental() %}
         where customer_id in ({{ changed_customer_ids() }})
-    {%- else -%}
-        select * from {{ ref('stg_orders') }}
     {%- endif %}
 
 ),

@@ -1,8 +1,31 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='checkout_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        pre_hook="{{ delete_checkouts_no_longer_landed() }}"
+    )
+}}
+-- a table, not a view: dim_customers, int_data_quality_events and its data tests read it (a
+-- view would recompute the latest landing of every checkout once per reader).
+-- incremental: the checkouts with a landing in the window, from their raw rows; delete+insert
+-- by checkout_id (the pre-hook first deletes checkouts with no raw row left, e.g. after a
+-- partition was re-loaded without them)
 with
 
 ranked as (
 
-    {{ latest_landing('checkouts', 'checkout_id') }}
+    {% if is_incremental() -%}
+        {{ latest_landing(
+            'checkouts',
+            'checkout_id',
+            "checkout_id in (select landed.checkout_id from " ~ source('raw', 'checkouts')
+            ~ " as landed where landed._partition_date >= " ~ lifecycle_window_start() ~ ")"
+        ) }}
+    {%- else -%}
+        {{ latest_landing('checkouts', 'checkout_id') }}
+    {%- endif %}
 
 )
 
