@@ -24,7 +24,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
 
-from ml._threads import limit_threads
+from ml._threads import limit_predict_threads, limit_threads
 from ml.data import LifecycleData, to_timestamp
 from ml.features import DAY, build_features, churn_labels
 from ml.metrics import feature_importances, score_report
@@ -50,7 +50,8 @@ class ChurnModel:
         Gradient boosting settings (no early stopping: it would split rows at random).
     n_threads : int or None
         OpenMP threads for gradient boosting (None: the library default, all cores). On a
-        busy machine 1 is often much faster for small data (no oversubscription).
+        busy machine 1 is often much faster for small data (no oversubscription). Scoring
+        100 000 customers or more uses every core.
 
     Attributes
     ----------
@@ -225,6 +226,6 @@ class ChurnModel:
         if len(X) == 0:
             return out.assign(churn_probability=pd.Series(dtype=float))
         X = X.reindex(columns=self.feature_names_, fill_value=0.0)
-        with self._threads():
+        with limit_predict_threads(self.n_threads, len(X)):
             out["churn_probability"] = self.model_.predict_proba(X.to_numpy())[:, 1]
         return out

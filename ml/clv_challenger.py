@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from ml._threads import limit_threads
+from ml._threads import limit_predict_threads, limit_threads
 from ml.clv import data_summary, fit_clv
 from ml.clv_value import (
     MIN_ROWS,
@@ -220,7 +220,8 @@ class GbmClvModel:
     loss : str
         ``"poisson"`` (default, allows zero counts) or ``"squared_error"``.
     max_iter, learning_rate, random_state, n_threads :
-        Gradient boosting settings; ``n_threads`` limits OpenMP threads (None: library default).
+        Gradient boosting settings; ``n_threads`` limits OpenMP threads (None: library default;
+        scoring 100 000 customers or more uses every core).
 
     Attributes
     ----------
@@ -320,7 +321,7 @@ class GbmClvModel:
             return out.assign(expected_spend=pd.Series(dtype=float))
         hist = value_history(data, as_of, self.season_).reindex(X.index).fillna(0.0)
         X = count_features(X, hist).reindex(columns=self.feature_names_, fill_value=0.0)
-        with self._threads():
+        with limit_predict_threads(self.n_threads, len(X)):
             Xb = _binned(X.to_numpy(float), self.bin_edges_)
             orders = self.model_.predict(Xb) * _offset(X, self.horizon_days)
         value = self.value_model_.predict(hist)

@@ -130,3 +130,20 @@ def test_feature_importances_on_held_out_rows(fitted):
     assert list(imp.sort_index().index) == sorted(model.feature_names_)
     assert imp.is_monotonic_decreasing and np.isfinite(imp).all()
     assert imp.iloc[0] > 0.005  # shuffling the most useful feature costs ROC AUC
+
+
+def test_scoring_many_customers_uses_every_core():
+    from threadpoolctl import threadpool_info
+
+    from ml._threads import PARALLEL_PREDICT_ROWS, limit_predict_threads
+
+    def openmp_threads() -> set[int]:
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"}
+
+    before = openmp_threads()
+    if not before:
+        pytest.skip("no OpenMP runtime loaded")
+    with limit_predict_threads(1, PARALLEL_PREDICT_ROWS - 1):
+        assert openmp_threads() == {1}
+    with limit_predict_threads(1, PARALLEL_PREDICT_ROWS):
+        assert openmp_threads() == before
