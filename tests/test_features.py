@@ -17,6 +17,8 @@ ORDER_COLS = [
     *("status", "delivered_at", "updated_at"),
 ]
 CUSTOMER_COLS = ["customer_id", "signed_up_at", "country", "acquisition_channel"]
+REVIEW_COLS = ["review_id", "customer_id", "order_id", "rating", "created_at"]
+CHECKOUT_COLS = ["checkout_id", "customer_id", "started_at", "cart_value", "completed_order_id"]
 
 
 def day(d: float) -> pd.Timestamp:
@@ -72,9 +74,9 @@ def simulate_lifecycle(n_customers: int = 1500, n_days: int = 500, seed: int = 0
     cols = LifecycleData.empty_frames()
     data = LifecycleData(
         orders=pd.DataFrame(orders, columns=ORDER_COLS),
-        reviews=pd.DataFrame(reviews, columns=list(cols["reviews"].columns)),
+        reviews=pd.DataFrame(reviews, columns=REVIEW_COLS),
         surveys=pd.DataFrame(surveys, columns=list(cols["surveys"].columns)),
-        checkouts=pd.DataFrame(checkouts, columns=list(cols["checkouts"].columns)),
+        checkouts=pd.DataFrame(checkouts, columns=CHECKOUT_COLS),
         customers=pd.DataFrame(customers, columns=CUSTOMER_COLS),
     )
     return data, day(n_days)
