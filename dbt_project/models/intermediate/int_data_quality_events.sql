@@ -287,47 +287,24 @@ first_landings as (
         )
     group by order_id
 
-    union all
+    {%- for source_name, id_column in [
+        ('reviews', 'review_id'), ('surveys', 'response_id'), ('checkouts', 'checkout_id')
+    ] %}
 
-    select
-        'reviews' as source_name,
-        cast(review_id as {{ dbt.type_string() }}) as record_id,
-        min(_partition_date) as partition_date
-    from {{ source('raw', 'reviews') }}
-    where cast(review_id as {{ dbt.type_string() }}) in (
-            select unknown_keys.record_id
-            from unknown_keys
-            where unknown_keys.source_name = 'reviews'
-        )
-    group by cast(review_id as {{ dbt.type_string() }})
+        union all
 
-    union all
-
-    select
-        'surveys' as source_name,
-        cast(response_id as {{ dbt.type_string() }}) as record_id,
-        min(_partition_date) as partition_date
-    from {{ source('raw', 'surveys') }}
-    where cast(response_id as {{ dbt.type_string() }}) in (
-            select unknown_keys.record_id
-            from unknown_keys
-            where unknown_keys.source_name = 'surveys'
-        )
-    group by cast(response_id as {{ dbt.type_string() }})
-
-    union all
-
-    select
-        'checkouts' as source_name,
-        cast(checkout_id as {{ dbt.type_string() }}) as record_id,
-        min(_partition_date) as partition_date
-    from {{ source('raw', 'checkouts') }}
-    where cast(checkout_id as {{ dbt.type_string() }}) in (
-            select unknown_keys.record_id
-            from unknown_keys
-            where unknown_keys.source_name = 'checkouts'
-        )
-    group by cast(checkout_id as {{ dbt.type_string() }})
+        select
+            '{{ source_name }}' as source_name,
+            cast({{ id_column }} as {{ dbt.type_string() }}) as record_id,
+            min(_partition_date) as partition_date
+        from {{ source('raw', source_name) }}
+        where cast({{ id_column }} as {{ dbt.type_string() }}) in (
+                select unknown_keys.record_id
+                from unknown_keys
+                where unknown_keys.source_name = '{{ source_name }}'
+            )
+        group by cast({{ id_column }} as {{ dbt.type_string() }})
+    {%- endfor %}
 
 ),
 
