@@ -121,10 +121,6 @@ def _coded(col: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     return text, np.asarray(codes, dtype=np.int64), uniques
 
 
-def _shared(col: pd.Series) -> pd.Series:
-    return _coded(col)[0]
-
-
 def _keys(coded: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray], pd.Index]:
     """Integer keys for id columns that share one id space (e.g. every ``customer_id``).
 
@@ -149,7 +145,7 @@ def _keys(coded: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray],
 
 def _to_text(col: pd.Series) -> pd.Series:
     text = col.dtype == object or isinstance(col.dtype, pd.CategoricalDtype)
-    return _shared(col if text else col.astype(object))
+    return _coded(col if text else col.astype(object))[0]
 
 
 def _to_id(col: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
