@@ -15,6 +15,7 @@ from scipy.stats import norm
 from ml.btyd import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
 from ml.btyd._base import TransactionFitter, draw_bounds
 from ml.btyd._rows import distinct_rows
+from ml.data import CUSTOMER_KEY, order_snapshot
 
 PERIODS_PER_MONTH = {"D": 30.0, "W": 4.345, "M": 1.0, "H": 30.0 * 24}
 
@@ -302,8 +303,6 @@ def summary_from_orders(orders: pd.DataFrame, cutoff) -> pd.DataFrame:
     """:func:`rfm_summary` of the orders known at ``cutoff`` (CDC versions, see
     :class:`ml.data.LifecycleData`): a purchase is an order not cancelled as of the cutoff;
     a returned order counts as a purchase worth 0."""
-    from ml.data import order_snapshot
-
     return summary_from_snapshot(order_snapshot(orders, cutoff), cutoff)
 
 
@@ -329,7 +328,7 @@ def data_summary(data, cutoff) -> pd.DataFrame:
 
     def build(ts: pd.Timestamp) -> pd.DataFrame:
         # grouped by the integer customer keys, then the keys turned back into ids
-        out = summary_from_snapshot(data.snapshot(ts), ts, customer_col="customer_key")
+        out = summary_from_snapshot(data.snapshot(ts), ts, customer_col=CUSTOMER_KEY)
         return out.assign(customer_id=data.customer_ids[out["customer_id"]].to_numpy())
 
     return data.cached("clv_summary", cutoff, build)

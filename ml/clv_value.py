@@ -13,7 +13,7 @@ import pandas as pd
 
 from ml.btyd import GammaGammaFitter
 from ml.data import LifecycleData, to_timestamp
-from ml.features import DAY, KEY
+from ml.features import DAY, KEY, abandoned_checkouts
 
 MIN_ROWS = 50
 VALUE_COLUMNS = ("n_orders", "value_sum", "n_carts", "cart_value_sum")
@@ -48,8 +48,8 @@ def value_history(
     are divided by ``season`` (:func:`value_season`) of their month when given."""
     cutoff = to_timestamp(cutoff)
     snap = data.snapshot(cutoff)
-    c = data.checkouts
-    c = c[(c["started_at"] <= cutoff) & ~c["completed_order_key"].isin(snap["order_key"])]
+    c = data.checkouts[data.checkouts["started_at"] <= cutoff]
+    c = c[abandoned_checkouts(c, snap)]
     value, cart = snap["order_total"], c["cart_value"]
     if season is not None:
         value = value / snap["ordered_at"].dt.month.map(season).to_numpy()

@@ -70,10 +70,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 T = TypeVar("T")
 # id column -> its integer key column (see LifecycleData); order keys are shared by order_id
 # and completed_order_id, customer keys by every table's customer_id.
+CUSTOMER_KEY, ORDER_KEY, COMPLETED_ORDER_KEY = "customer_key", "order_key", "completed_order_key"
 KEY_COLUMNS = {
-    "customer_id": "customer_key",
-    "order_id": "order_key",
-    "completed_order_id": "completed_order_key",
+    "customer_id": CUSTOMER_KEY,
+    "order_id": ORDER_KEY,
+    "completed_order_id": COMPLETED_ORDER_KEY,
 }
 _KEY_SPACES = {"customer_id": "customer", "order_id": "order", "completed_order_id": "order"}
 # Results kept per LifecycleData by :meth:`LifecycleData.cached` (a snapshot of a million
@@ -332,8 +333,8 @@ def order_snapshot(orders: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     known = orders if mask.all() else orders[mask]  # the nightly cutoff keeps every row
     # A stable sort on (order_id, updated_at, stage) keeping each order's last row, with the
     # ids as sorted integer codes: sorting the id strings themselves took ~15 s at 7 M rows.
-    if "order_key" in known:  # a LifecycleData's orders
-        codes = known["order_key"].to_numpy()
+    if ORDER_KEY in known:  # a LifecycleData's orders
+        codes = known[ORDER_KEY].to_numpy()
     else:
         codes, _ = pd.factorize(known["order_id"], sort=True)
     rank = known["status"].map(_STATUS_RANK).to_numpy()

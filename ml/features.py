@@ -15,10 +15,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ml.data import LifecycleData, to_timestamp
+from ml.data import COMPLETED_ORDER_KEY, CUSTOMER_KEY, ORDER_KEY, LifecycleData, to_timestamp
 
 DAY = pd.Timedelta(days=1)
-KEY = "customer_key"  # rows are grouped by integer customer keys (see LifecycleData)
+KEY = CUSTOMER_KEY  # rows are grouped by integer customer keys (see LifecycleData)
 BTYD_COLUMNS = ("btyd_p_no_purchase", "btyd_expected_purchases")  # horizon-dependent
 WINDOWS = (30, 90, 180, 365)
 MIN_BTYD_CUSTOMERS = 20  # below this, BTYD columns are NaN (no fit)
@@ -36,7 +36,7 @@ def _purchases(data: LifecycleData, cutoff: pd.Timestamp) -> tuple[pd.DataFrame,
 
     def valid(_) -> pd.DataFrame:
         v = snap[snap["status"] != "cancelled"]
-        v = v.sort_values([KEY, "ordered_at", "order_key"], kind="mergesort")
+        v = v.sort_values([KEY, "ordered_at", ORDER_KEY], kind="mergesort")
         return v.reset_index(drop=True)
 
     return snap, data.cached("purchases", cutoff, valid)
@@ -120,22 +120,29 @@ def _experience_features(data: LifecycleData, cutoff: pd.Timestamp, snap: pd.Dat
     out["nps_passive"] = out["nps_latest"].between(7, 8).astype(float)
     out["nps_detractor"] = (out["nps_latest"] <= 6).astype(float)
 
-    c = data.checkouts
-    c = c[(c["started_at"] <= cutoff) & (c["started_at"] > cutoff - 90 * DAY)]
-    # A checkout completed by an order not yet known at the cutoff was still abandoned then.
-    abandoned = ~c["completed_order_key"].isin(snap["order_key"])
-    out = out.join(abandoned.groupby(c[KEY]).sum().rename("abandoned_checkouts_90d"), how="outer")
+    c = data.checkouts[data.checkouts["started_at"] <= cutoff]
+    abandoned = abandoned_checkouts(c, snap)
+    recent = c["started_at"] > cutoff - 90 * DAY
+    out = out.join(
+        abandoned[recent].groupby(c.loc[recent, KEY]).sum().rename("abandoned_checkouts_90d"),
+        how="outer",
+    )
     # Browsing without buying after the last order (of any status) is a sign of life: a
     # customer who left stops visiting, one who stays keeps starting checkouts.
-    c = data.checkouts[data.checkouts["started_at"] <= cutoff]
     last_order = snap.groupby(KEY)["ordered_at"].max()
     after = c["started_at"] > c[KEY].map(last_order)
-    abandoned = ~c["completed_order_key"].isin(snap["order_key"])
     since = (after & abandoned).groupby(c[KEY]).sum().rename("abandoned_since_last_order")
     seen = _days(cutoff - c.groupby(KEY)["started_at"].max()).rename("days_since_checkout")
     # basket values, bought or not, say how much a customer tends to spend per order
     cart = c.groupby(KEY)["cart_value"].mean().rename("cart_value_mean")
     return out.join(since, how="outer").join(seen, how="outer").join(cart, how="outer")
+
+
+def abandoned_checkouts(checkouts: pd.DataFrame, snap: pd.DataFrame) -> pd.Series:
+    """Whether each checkout (of a :class:`LifecycleData`) was abandoned as known from ``snap``
+    (:meth:`LifecycleData.snapshot` at the cutoff): not completed by an order known then. A
+    checkout completed by an order not yet known at the cutoff was still abandoned then."""
+    return ~checkouts[COMPLETED_ORDER_KEY].isin(snap[ORDER_KEY])
 
 
 def _slug(name: object) -> str:
@@ -178,35 +185,34 @@ def _btyd_by_key(data: LifecycleData, cutoff: pd.Timestamp, horizon_days: int) -
         return pd.DataFrame(index=pd.Index([], dtype=np.int64))
     columns = list(BTYD_COLUMNS)
 
-    def fit(_) -> tuple[pd.DataFrame, BetaGeoFitter | Exception | None]:
+    def fit(_) -> tuple[pd.DataFrame, BetaGeoFitter | None, str | None]:
+        """(RFM summary by key, the fitted model or None, why the fit failed or None)."""
         _, v = _purchases(data, cutoff)
         customers = pd.Index(np.unique(v[KEY].to_numpy()))
         if len(customers) < MIN_BTYD_CUSTOMERS:
-            return pd.DataFrame(index=customers), None
+            return pd.DataFrame(index=customers), None, None
         rfm = rfm_summary(
             v, cutoff, customer_col=KEY, datetime_col="ordered_at", value_col="order_total"
         )
         rfm = rfm.set_index("customer_id").reindex(customers)
         try:
-            return rfm, BetaGeoFitter().fit(rfm["frequency"], rfm["recency"], rfm["T"])
+            return rfm, BetaGeoFitter().fit(rfm["frequency"], rfm["recency"], rfm["T"]), None
         except FIT_ERRORS as exc:
-            return rfm, exc
+            return rfm, None, str(exc)
 
     # the fit does not depend on the horizon: the churn and CLV horizons share it
-    rfm, bg = data.cached("btyd_features_fit", cutoff, fit)
-    nan = pd.DataFrame(np.nan, index=rfm.index, columns=columns)
-    if bg is None:
-        return nan
-    args = (horizon_days, rfm["frequency"], rfm["recency"], rfm["T"])
-    try:
-        if isinstance(bg, Exception):
-            raise bg
-        p0 = np.asarray(bg.probability_of_zero_purchases(*args), float)
-        expected = np.asarray(bg.predict(*args), float)
-    except FIT_ERRORS as exc:
-        warnings.warn(f"BG/NBD fit failed at {cutoff}: {exc}", RuntimeWarning, stacklevel=3)
-        return nan
-    return pd.DataFrame({columns[0]: p0, columns[1]: expected}, index=rfm.index)
+    rfm, bg, error = data.cached("btyd_features_fit", cutoff, fit)
+    if bg is not None:
+        args = (horizon_days, rfm["frequency"], rfm["recency"], rfm["T"])
+        try:
+            p0 = np.asarray(bg.probability_of_zero_purchases(*args), float)
+            expected = np.asarray(bg.predict(*args), float)
+            return pd.DataFrame({columns[0]: p0, columns[1]: expected}, index=rfm.index)
+        except FIT_ERRORS as exc:
+            error = str(exc)
+    if error is not None:
+        warnings.warn(f"BG/NBD fit failed at {cutoff}: {error}", RuntimeWarning, stacklevel=3)
+    return pd.DataFrame(np.nan, index=rfm.index, columns=columns)
 
 
 def with_btyd_horizon(
