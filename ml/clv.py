@@ -226,8 +226,13 @@ class ClvModel:
         horizon_days: float = 365,
         n_draws: int = 200,
         method: str = "auto",
+        clv_interval: bool = True,
     ):
         """Per-customer P(alive), expected orders/spend over the horizon, CLV and a 90% interval.
+
+        ``clv_interval=False`` leaves ``clv_lower`` / ``clv_upper`` null: for a caller that
+        replaces the CLV (the gradient-boosting challenger's spend), the interval is most of
+        the scoring cost (a million customers: ~5 s of ~8).
 
         Returns
         -------
@@ -241,7 +246,9 @@ class ClvModel:
         tm, sm = self.transaction_model, self.spend_model
         orders = tm.predict(horizon_days, x, tx, T)
         spend = self.expected_spend(sm, x, m)
-        lower, upper = self.clv_interval(summary, horizon_days, n_draws=n_draws, method=method)
+        lower, upper = np.full(len(x), np.nan), np.full(len(x), np.nan)
+        if clv_interval:
+            lower, upper = self.clv_interval(summary, horizon_days, n_draws=n_draws, method=method)
         orders_lower, orders_upper = self.orders_interval(
             summary, horizon_days, n_draws=n_draws, method=method
         )

@@ -94,7 +94,9 @@ def score_with(
     :func:`ml.features.build_features` at ``cutoff`` for any horizon, when the caller has it
     (its BTYD columns are recomputed for the GBM's horizon)."""
     summary = data_summary(data, cutoff)
-    scores = btyd.score(summary, horizon_days=horizon_days).reset_index(drop=True)
+    # the GBM's spend replaces BTYD's CLV, whose interval would be dropped: not computed
+    scores = btyd.score(summary, horizon_days=horizon_days, clv_interval=gbm is None)
+    scores = scores.reset_index(drop=True)
     if gbm is None:
         return scores
     if features is not None:

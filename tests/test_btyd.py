@@ -258,6 +258,17 @@ def test_clv_pipeline_in_days():
     assert (scores["clv"] <= scores["expected_spend_12m"] + 1e-9).all()  # discounting
 
 
+def test_score_without_clv_interval_changes_nothing_else():
+    summary = cdnow_summary(unit_days=1.0).head(400).copy()
+    model = fit_clv(summary)
+    full = model.score(summary, horizon_days=365, n_draws=30)
+    cheap = model.score(summary, horizon_days=365, n_draws=30, clv_interval=False)
+    assert cheap[["clv_lower", "clv_upper"]].isna().all().all()
+    assert full[["clv_lower", "clv_upper"]].notna().all().all()
+    others = full.columns.drop(["clv_lower", "clv_upper"])
+    pd.testing.assert_frame_equal(cheap[others], full[others])
+
+
 def test_delta_method_intervals_match_parameter_draws():
     """Large populations get delta-method intervals (9 evaluations instead of one per draw):
     on CDNOW their widths match 500-draw quantile intervals."""
