@@ -1,9 +1,8 @@
 """Resources shared by every asset of the code location."""
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
-from orchestration.defs.dbt import DBT_PROJECT
+from orchestration.defs.dbt import DBT_PROJECT, LifecycleDbtCli
 from orchestration.defs.shared import SETTINGS, WarehouseResource
 
 # One process per run: DuckDB takes one writer at a time, so parallel step processes
@@ -12,6 +11,6 @@ defs = dg.Definitions(
     executor=dg.in_process_executor,
     resources={
         "warehouse": WarehouseResource(path=str(SETTINGS.warehouse)),
-        "dbt": DbtCliResource(project_dir=DBT_PROJECT),
+        "dbt": LifecycleDbtCli(project_dir=DBT_PROJECT),
     },
 )
