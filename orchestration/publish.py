@@ -8,6 +8,12 @@ warehouse, then points the stable path ``<published_dir>/lifecycle.duckdb`` at i
 stable path read-only: they never touch the warehouse file or its lock, and a reader that
 has the file open keeps its snapshot (its inode) until it reconnects, even after the
 snapshot is pruned. Only the newest ``keep`` snapshots are kept.
+
+The score-history tables (:data:`SCORE_TABLES`) are copied for their newest ``score_days``
+as-of dates only (``LIFECYCLE_PUBLISHED_SCORE_DAYS``, default 7; ``0``: every date the
+warehouse keeps), so the copy's cost does not grow with the history. ``main.snapshot_tables``
+(per table: row count, as-of dates copied, first/last as-of date, coverage) and
+``main.snapshot_info`` (``score_days``, the score window) tell analysts what they hold.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ STABLE_NAME = "lifecycle.duckdb"
 SNAPSHOT_GLOB = "lifecycle-*.duckdb"
 ANALYST_SCHEMAS = ("marts", "ml")
 DEFAULT_KEEP = 3
+DEFAULT_SCORE_DAYS = 7
+SCORE_TABLES = ("ml.churn_scores", "ml.clv_predictions")
 
 
 def fsync_dir(folder: Path) -> None:
@@ -53,6 +61,25 @@ def published_keep() -> int:
 
 
 @dataclass(frozen=True)
+class ScoreWindow:
+    """The as-of dates of a score-history table that a snapshot holds."""
+
+    dates_copied: int
+    dates_in_warehouse: int
+    first: dt.date | None
+    last: dt.date | None
+
+    @property
+    def coverage(self) -> str:
+        if self.dates_copied < self.dates_in_warehouse:
+            return (
+                f"newest {self.dates_copied} of {self.dates_in_warehouse} as-of dates "
+                "(older ones only in the warehouse)"
+            )
+        return f"all {self.dates_in_warehouse} as-of dates of the warehouse"
+
+
+@dataclass(frozen=True)
 class PublishResult:
     """What :func:`publish_snapshot` published."""
 
@@ -63,6 +90,7 @@ class PublishResult:
     bytes: int = 0
     seconds: float = 0.0
     removed: list[Path] = field(default_factory=list)
+    score_windows: dict[str, ScoreWindow] = field(default_factory=dict)
 
 
 def list_snapshots(folder: Path) -> list[Path]:
@@ -70,8 +98,23 @@ def list_snapshots(folder: Path) -> list[Path]:
     return sorted(folder.glob(SNAPSHOT_GLOB))
 
 
-def _copy_schemas(con, target: Path, schemas: tuple[str, ...]) -> tuple[dict[str, int], object]:
-    """Copy ``schemas`` of the connection's database into a new file ``target``."""
+def _score_window(con, source: str, score_days: int) -> tuple[str, dict, ScoreWindow]:
+    """The filter copying the newest ``score_days`` as-of dates of ``source`` (all: 0)."""
+    dates = [r[0] for r in con.execute(f"select distinct as_of_date from {source}").fetchall()]
+    dates = sorted((d for d in dates if d is not None), reverse=True)
+    kept = dates[:score_days] if score_days else dates
+    first, last = (kept[-1], kept[0]) if kept else (None, None)
+    window = ScoreWindow(len(kept), len(dates), first, last)
+    if score_days and len(kept) < len(dates):
+        return " where as_of_date >= $first", {"first": kept[-1]}, window
+    return "", {}, window
+
+
+def _copy_schemas(
+    con, target: Path, schemas: tuple[str, ...], score_days: int = 0
+) -> tuple[dict[str, int], object, dict[str, ScoreWindow]]:
+    """Copy ``schemas`` of the connection's database into a new file ``target`` (the score
+    tables for their newest ``score_days`` as-of dates)."""
     db = con.execute("select current_database()").fetchone()[0]
     relations = con.execute(
         "select schema_name, table_name from duckdb_tables() where database_name = $db "
@@ -80,41 +123,69 @@ def _copy_schemas(con, target: Path, schemas: tuple[str, ...]) -> tuple[dict[str
         "and schema_name in (select unnest($s)) and not internal order by 1, 2",
         {"db": db, "s": list(schemas)},
     ).fetchall()
+    dated = {
+        f"{r[0]}.{r[1]}"
+        for r in con.execute(
+            "select schema_name, table_name from duckdb_columns() where database_name = $db "
+            "and column_name = 'as_of_date'",
+            {"db": db},
+        ).fetchall()
+    }
     con.execute(f"attach {sql_literal(str(target))} as _snap (read_write)")
     try:
         con.execute("begin transaction")
-        tables = {}
+        tables, windows = {}, {}
         for schema, name in relations:
+            key = f"{schema}.{name}"
             con.execute(f'create schema if not exists _snap."{schema}"')
             source = f'"{db}"."{schema}"."{name}"'
-            con.execute(f'create table _snap."{schema}"."{name}" as select * from {source}')
-            tables[f"{schema}.{name}"] = con.execute(
-                f'select count(*) from _snap."{schema}"."{name}"'
-            ).fetchone()[0]
+            where, params = "", {}
+            if key in SCORE_TABLES and key in dated:
+                where, params, windows[key] = _score_window(con, source, score_days)
+            copy = f'_snap."{schema}"."{name}"'
+            con.execute(f"create table {copy} as select * from {source}{where}", params)
+            tables[key] = con.execute(f"select count(*) from {copy}").fetchone()[0]
         as_of = None
         if "marts.customer_segments" in tables:
             as_of = con.execute('select max(as_of_date) from _snap.marts."customer_segments"')
             as_of = as_of.fetchone()[0]
+        firsts = [w.first for w in windows.values() if w.first]
+        lasts = [w.last for w in windows.values() if w.last]
         con.execute(
             "create table _snap.main.snapshot_info as select "
             "cast(now() at time zone 'UTC' as timestamp) as published_at, "
-            "cast($d as date) as as_of_date, $n as table_count",
-            {"d": as_of, "n": len(tables)},
+            "cast($d as date) as as_of_date, $n as table_count, "
+            "cast($k as integer) as score_days, cast($f as date) as score_first_as_of_date, "
+            "cast($l as date) as score_last_as_of_date",
+            {
+                "d": as_of,
+                "n": len(tables),
+                "k": score_days,
+                "f": min(firsts) if firsts else None,
+                "l": max(lasts) if lasts else None,
+            },
         )
         con.execute(
-            "create table _snap.main.snapshot_tables as select * from (values "
-            + ", ".join(f"({sql_literal(k)}, {v})" for k, v in tables.items())
-            + ") t(table_name, row_count)"
-            if tables
-            else "create table _snap.main.snapshot_tables (table_name varchar, row_count bigint)"
+            "create table _snap.main.snapshot_tables (table_name varchar, row_count bigint, "
+            "as_of_dates integer, first_as_of_date date, last_as_of_date date, coverage varchar)"
         )
+        rows = []
+        for key, n in tables.items():
+            w = windows.get(key)
+            if w is None:
+                rows.append((key, n, None, None, None, "all rows"))
+            else:
+                rows.append((key, n, w.dates_copied, w.first, w.last, w.coverage))
+        if rows:
+            insert = "insert into _snap.main.snapshot_tables values (?, ?, ?, ?, ?, ?)"
+            con.executemany(insert, rows)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
     finally:
         con.execute("detach _snap")  # checkpoints: no .wal left next to the file
-    return tables, as_of
+    return tables, as_of, windows
 
 
 def _point_stable(snapshot: Path, stable: Path) -> None:
@@ -146,6 +217,7 @@ def publish_snapshot(
     keep: int = DEFAULT_KEEP,
     schemas: tuple[str, ...] = ANALYST_SCHEMAS,
     lock_timeout_s: float = 120.0,
+    score_days: int = DEFAULT_SCORE_DAYS,
 ) -> PublishResult:
     """Publish a consistent copy of ``schemas`` of the warehouse to ``folder``.
 
@@ -156,7 +228,11 @@ def publish_snapshot(
     folder : the published folder (created if missing).
     keep : snapshots kept, the new one included.
     schemas : the schemas copied; every view in them is materialised as a table.
+    score_days : the score-history tables (:data:`SCORE_TABLES`) are copied for their
+        newest ``score_days`` as-of dates (``0``: all of them).
     """
+    if score_days < 0:
+        raise ValueError(f"score_days must be >= 0, got {score_days}")
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -166,7 +242,7 @@ def publish_snapshot(
         with warehouse.connect(
             warehouse_path, read_only=True, lock_timeout_s=lock_timeout_s
         ) as con:
-            tables, as_of = _copy_schemas(con, building, schemas)
+            tables, as_of, windows = _copy_schemas(con, building, schemas, score_days)
         with building.open("rb") as f:
             os.fsync(f.fileno())
         os.rename(building, snapshot)
@@ -185,4 +261,5 @@ def publish_snapshot(
         bytes=snapshot.stat().st_size,
         seconds=time.perf_counter() - started,
         removed=removed,
+        score_windows=windows,
     )

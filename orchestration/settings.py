@@ -30,6 +30,14 @@ def _int(var: str, default: int) -> int:
         raise ValueError(f"{var} must be an integer, got {raw!r}") from exc
 
 
+def _days(var: str, default: int) -> int:
+    """A number of days >= 0 from env ``var`` (``0`` means "no limit" for the callers)."""
+    value = _int(var, default)
+    if value < 0:
+        raise ValueError(f"{var} must be an integer >= 0 (0: no limit), got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     landing_dir: Path
@@ -41,6 +49,11 @@ class Settings:
     model_dir: Path
     retrain_every_days: int = 7
     max_train_customers: int = 50_000
+    # Score history (ml.churn_scores, ml.clv_predictions): every as-of date of the last
+    # score_history_days days, then the first of each month (0: keep everything); the
+    # published copy holds the newest published_score_days as-of dates (0: all retained).
+    score_history_days: int = 120
+    published_score_days: int = 7
 
     @property
     def partitions_start(self) -> dt.date:
@@ -90,4 +103,6 @@ def load_settings() -> Settings:
         model_dir=resolve_path("LIFECYCLE_MODEL_DIR", "data/models"),
         retrain_every_days=_int("LIFECYCLE_RETRAIN_EVERY_DAYS", 7),
         max_train_customers=_int("LIFECYCLE_MAX_TRAIN_CUSTOMERS", 50_000),
+        score_history_days=_days("LIFECYCLE_SCORE_HISTORY_DAYS", 120),
+        published_score_days=_days("LIFECYCLE_PUBLISHED_SCORE_DAYS", 7),
     )

@@ -4,14 +4,15 @@
 Both claim the warehouse pool: the export reads the warehouse and the publish copies it,
 so no Dagster writer runs meanwhile and the copy is never of a half-finished run. The
 folders come from ``LIFECYCLE_EXPORT_DIR`` / ``LIFECYCLE_PUBLISHED_DIR``, read when the
-asset runs.
+asset runs; the published copy holds the newest ``LIFECYCLE_PUBLISHED_SCORE_DAYS`` as-of
+dates of the score history (``SETTINGS.published_score_days``).
 """
 
 from pathlib import Path
 
 import dagster as dg
 
-from orchestration.defs.shared import WAREHOUSE_POOL, WarehouseResource
+from orchestration.defs.shared import SETTINGS, WAREHOUSE_POOL, WarehouseResource
 from orchestration.exports import export_dir, export_salt, export_segments
 from orchestration.publish import publish_snapshot, published_dir, published_keep
 
@@ -60,14 +61,21 @@ def segment_exports(
     description=(
         "Read-only snapshot of the marts and ml schemas for analysts: "
         "<LIFECYCLE_PUBLISHED_DIR>/lifecycle.duckdb, swapped in atomically after each "
-        "successful run (open it with read_only=True; see docs/analysts.md)."
+        "successful run (open it with read_only=True; see docs/analysts.md). The score "
+        "history (ml.churn_scores, ml.clv_predictions) for its newest "
+        "LIFECYCLE_PUBLISHED_SCORE_DAYS as-of dates only (main.snapshot_tables says which)."
     ),
     **DELIVERY,
 )
 def published_warehouse(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    result = publish_snapshot(Path(warehouse.path), published_dir(), keep=published_keep())
+    result = publish_snapshot(
+        Path(warehouse.path),
+        published_dir(),
+        keep=published_keep(),
+        score_days=SETTINGS.published_score_days,
+    )
     for old in result.removed:
         context.log.info(f"removed old snapshot {old}")
     return dg.MaterializeResult(
@@ -77,6 +85,12 @@ def published_warehouse(
             "snapshot": dg.MetadataValue.path(str(result.snapshot)),
             "tables": len(result.tables),
             "rows": dg.MetadataValue.json(result.tables),
+            "score_windows": dg.MetadataValue.json(
+                {
+                    table: {"first": str(w.first), "last": str(w.last), "coverage": w.coverage}
+                    for table, w in result.score_windows.items()
+                }
+            ),
             "megabytes": round(result.bytes / 1e6, 1),
             "seconds": round(result.seconds, 2),
         }
