@@ -8,11 +8,12 @@ timestamp that bounds each table come from ``ml.data`` (``SCHEMAS``, ``KNOWN_AT`
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import duckdb
 import pandas as pd
 
-from ml.data import KNOWN_AT, SCHEMAS, LifecycleData
+from ml.data import KNOWN_AT, SCHEMAS, STATUS_RANK, LifecycleData, to_timestamp
 
 # LifecycleData table -> the staging view it is read from
 VIEWS = {
@@ -29,26 +30,55 @@ VIEWS = {
 SQL_TYPES = {"id": "varchar", "str": "varchar", "float": "double", "datetime": "timestamp"}
 
 
-def load_lifecycle_data(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> LifecycleData:
+# Ranks the versions of one order as ml.data.order_snapshot does: by updated_at, then by
+# lifecycle stage (an unknown status ranks last, so LifecycleData still rejects it).
+_VERSION_ORDER = (
+    "epoch_us(updated_at) * 8 + coalesce(case status "
+    + " ".join(f"when '{status}' then {rank}" for status, rank in STATUS_RANK.items())
+    + " end, 7)"
+)
+
+
+def _orders_at(cutoffs: Sequence[pd.Timestamp]) -> str:
+    """The rows of the order versions known at each of ``cutoffs`` ($cutoffs): the version
+    ``order_snapshot`` keeps per order at each of them (on an exact tie, one of the tied
+    versions, as there)."""
+    return (
+        'order_event_id in (select arg_max(order_event_id, {order}) from staging."{view}", '
+        "unnest($cutoffs) as k(cutoff) where updated_at <= k.cutoff and ordered_at <= k.cutoff "
+        "group by order_id, k.cutoff)"
+    ).format(order=_VERSION_ORDER, view=VIEWS["orders"])
+
+
+def load_lifecycle_data(
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    order_cutoffs: Sequence[object] | None = None,
+) -> LifecycleData:
     """Everything known by the end of ``as_of`` (timestamps before the next midnight).
 
-    Read through Arrow with text as categoricals: :class:`LifecycleData` then keeps one
-    string object per distinct value instead of one per row, without hashing 7 M strings."""
+    Read through Arrow (:meth:`LifecycleData.from_arrow`: one Python string per distinct
+    value, none hashed).
+    ``order_cutoffs`` (instants up to the end of ``as_of``): read only the order versions
+    known at those instants (see :attr:`LifecycleData.order_cutoffs`), e.g. a night that
+    only scores; None reads every version."""
     end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
-    frames = {}
+    cutoffs = None
+    if order_cutoffs is not None:
+        cutoffs = sorted({to_timestamp(c) for c in order_cutoffs})
+        if not cutoffs or cutoffs[-1] >= pd.Timestamp(end):
+            raise ValueError(f"order_cutoffs must be non-empty and before {end}: {cutoffs}")
+    tables = {}
     for name, view in VIEWS.items():
         col_sql = ", ".join(
             f'cast("{c}" as {SQL_TYPES[kind]}) as "{c}"' for c, kind in SCHEMAS[name].items()
         )
-        table = con.execute(
-            f'select {col_sql} from staging."{view}" where "{KNOWN_AT[name]}" < $end',
-            {"end": end},
-        ).to_arrow_table()
-        frames[name] = table.to_pandas(
-            strings_to_categorical=True, coerce_temporal_nanoseconds=True, self_destruct=True
-        )
-        del table
-    return LifecycleData(**frames)
+        where, params = f'"{KNOWN_AT[name]}" < $end', {"end": end}
+        if name == "orders" and cutoffs is not None:
+            where, params = _orders_at(cutoffs), {"cutoffs": [c.to_pydatetime() for c in cutoffs]}
+        sql = f'select {col_sql} from staging."{view}" where {where}'
+        tables[name] = con.execute(sql, params).to_arrow_table()
+    return LifecycleData.from_arrow(tables, order_cutoffs=cutoffs)
 
 
 def as_of_cutoff(as_of: dt.date) -> pd.Timestamp:

@@ -39,6 +39,25 @@ BTYD_INPUTS = ["frequency", "recency", "T", "monetary_value"]
 UNUSABLE_MODEL = (AttributeError, ImportError, OSError, EOFError, KeyError, TypeError)
 
 
+CLV_HORIZON_DAYS = 365  # expected spend and CLV cover the next 12 months
+
+
+def trains_tonight(
+    model_dir: Path,
+    cutoff: pd.Timestamp,
+    every_days: int,
+    churn_horizon_days: int,
+    clv_horizon_days: int = CLV_HORIZON_DAYS,
+) -> bool:
+    """Whether :func:`train_and_score_churn` or :func:`train_and_score_clv` will train as of
+    ``cutoff`` (:func:`retrain_reason`), i.e. read the whole order history."""
+    horizons = {CHURN: churn_horizon_days, CLV: clv_horizon_days}
+    return any(
+        retrain_reason(model_dir, kind, cutoff, every_days, horizon) is not None
+        for kind, horizon in horizons.items()
+    )
+
+
 def retrain_reason(
     model_dir: Path, kind: str, cutoff: pd.Timestamp, every_days: int, horizon_days: int
 ) -> str | None:
@@ -214,7 +233,7 @@ def train_and_score_clv(
     data: LifecycleData,
     cutoff: pd.Timestamp,
     model_dir: Path,
-    horizon_days: int = 365,
+    horizon_days: int = CLV_HORIZON_DAYS,
     retrain_every_days: int = 0,
     max_train_customers: int | None = None,
     features: pd.DataFrame | None = None,
