@@ -44,6 +44,7 @@ MARTS = [
     "marts.lifecycle_daily",
     "marts.lifecycle_transitions",
     "marts.dim_customers",
+    "marts.delivery_experience",
     "marts.customer_segments",
     "marts.nps_monthly",
     "marts.review_summary",

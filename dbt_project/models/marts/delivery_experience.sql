@@ -6,9 +6,11 @@ orders as (
 
 ),
 
+-- the stored spells (customer_lifecycle_history is the view of them as of the as-of date):
+-- reading them directly lets this model start before the history's data tests finish
 spells as (
 
-    select * from {{ ref('customer_lifecycle_history') }}
+    select * from {{ ref('int_lifecycle_spells') }}
 
 ),
 
@@ -76,6 +78,22 @@ customer_months as (
 
 ),
 
+-- the latest entry of each customer into at_risk or lapsed (up to the as-of date): a customer
+-- entered one after a month's last delivery exactly when this latest entry is after it (one
+-- row per customer to join, instead of every spell of the customer per delivery month)
+risk_entries as (
+
+    select
+        spells.customer_id,
+        max(spells.valid_from) as last_risk_entry_date
+    from spells
+    cross join as_of
+    where spells.stage in ('at_risk', 'lapsed')
+        and spells.valid_from <= as_of.as_of_date
+    group by spells.customer_id
+
+),
+
 -- did the customer enter at_risk or lapsed after that month's last delivery (up to as-of)?
 customer_outcomes as (
 
@@ -83,20 +101,12 @@ customer_outcomes as (
         customer_months.delivery_month,
         customer_months.customer_id,
         customer_months.had_late_delivery,
-        max(
-            case
-                when spells.stage in ('at_risk', 'lapsed')
-                    and spells.valid_from > customer_months.last_delivered_date
-                    then 1
-                else 0
-            end
-        ) as later_at_risk
+        case
+            when risk_entries.last_risk_entry_date > customer_months.last_delivered_date then 1
+            else 0
+        end as later_at_risk
     from customer_months
-    left join spells on customer_months.customer_id = spells.customer_id
-    group by
-        customer_months.delivery_month,
-        customer_months.customer_id,
-        customer_months.had_late_delivery
+    left join risk_entries on customer_months.customer_id = risk_entries.customer_id
 
 ),
 

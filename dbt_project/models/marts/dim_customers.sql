@@ -18,9 +18,11 @@ rfm as (
 
 ),
 
-lifecycle as (
+-- the stored spells (customer_lifecycle_history is the view of them as of the as-of date):
+-- reading them directly lets this model start before the history's data tests finish
+spells as (
 
-    select * from {{ ref('customer_lifecycle_history') }}
+    select * from {{ ref('int_lifecycle_spells') }}
 
 ),
 
@@ -149,14 +151,18 @@ negative_experiences as (
 
 ),
 
+-- the spell in force on the as-of date: started by then, not ended by then (the history's
+-- is_current)
 current_stage as (
 
     select
-        customer_id,
-        stage,
-        valid_from
-    from lifecycle
-    where is_current
+        spells.customer_id,
+        spells.stage,
+        spells.valid_from
+    from spells
+    cross join as_of
+    where spells.valid_from <= as_of.as_of_date
+        and (spells.valid_to is null or spells.valid_to > as_of.as_of_date)
 
 ),
 
