@@ -8,7 +8,7 @@ from the staging tables and passes it in. Every timestamp is handled as a naive 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import TypeVar
 
 import numpy as np
@@ -192,17 +192,20 @@ def normalize_frame(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     return _normalize(table, frame)[0]
 
 
-def _normalize(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+def _normalize(
+    table: str, frame: pd.DataFrame, coded: dict | None = None
+) -> tuple[pd.DataFrame, dict]:
     """Validate and type one table.
 
     Raises ``ValueError`` when a required column is missing or an order status is unknown.
     Missing optional columns are added as null (as the landing contract reads them); extra
     columns are kept. Ids become strings, timestamps naive UTC, numbers float. For orders a
     null ``updated_at`` defaults to ``ordered_at``. Also returns (codes, distinct values)
-    of each id column (see :func:`_keys`).
+    of each id column (see :func:`_keys`); ``coded`` gives them for id columns that are
+    already text (:meth:`LifecycleData.from_arrow`).
     """
     schema = SCHEMAS[table]
-    coded = {}
+    coded = dict(coded or {})
     missing = [c for c in REQUIRED[table] if c not in frame.columns]
     if missing:
         raise ValueError(f"{table}: missing required column(s) {missing}")
@@ -214,7 +217,7 @@ def _normalize(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
             out[col] = _to_datetime(out[col])
         elif kind == "float" and out[col].dtype != float:
             out[col] = pd.to_numeric(out[col], errors="raise").astype(float)
-        elif kind == "id":
+        elif kind == "id" and col not in coded:
             out[col], *coded[col] = _to_id(out[col])
         elif kind == "str":
             out[col] = _to_text(out[col])
@@ -253,16 +256,18 @@ class LifecycleData:
     checkouts: pd.DataFrame = field(default_factory=lambda: empty_frame("checkouts"))
     customers: pd.DataFrame = field(default_factory=lambda: empty_frame("customers"))
     order_cutoffs: tuple[pd.Timestamp, ...] | None = None
+    id_codes: InitVar[dict | None] = None  # from_arrow: {(table, column): (codes, ids)}
     customer_ids: pd.Index = field(init=False, repr=False, compare=False)
     _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, id_codes: dict | None) -> None:
         frames, coded = {}, {}
         for table in SCHEMAS:
             frame = getattr(self, table)
             if frame is None:
                 frame = pd.DataFrame(columns=list(SCHEMAS[table]))
-            frames[table], coded[table] = _normalize(table, frame)
+            given = {c: v for (t, c), v in (id_codes or {}).items() if t == table}
+            frames[table], coded[table] = _normalize(table, frame, given)
         for space in ("customer", "order"):
             columns = [
                 (table, col)
@@ -292,11 +297,11 @@ class LifecycleData:
     ) -> LifecycleData:
         """Build from Arrow tables (keys of :data:`SCHEMAS`; e.g. read from the warehouse).
 
-        Text becomes categoricals and the id columns are keyed by Arrow (sorted distinct
-        ids, then each column's index in them), so no Python string is made per row or
-        hashed: at a million customers (7 M order versions) this is ~10 s faster than
-        keying the pandas columns, with the same result."""
-        keyed: dict[tuple[str, str], pd.Categorical] = {}
+        The id columns are keyed by Arrow - one hash pass over every id of a key space,
+        the distinct ids sorted - so no Python string is made per row or hashed; text
+        columns arrive as categoricals. Same result as the pandas constructor."""
+        keyed: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        text: dict[tuple[str, str], np.ndarray] = {}
         for space in ("customer", "order"):
             columns = [
                 (name, col) for name, t in tables.items() for col in t.column_names
@@ -315,11 +320,13 @@ class LifecycleData:
             rank[-1] = -1  # null
             codes = rank[pc.fill_null(encoded.indices, -1).to_numpy()]
             ids = encoded.dictionary.take(pa.array(order)).to_numpy(zero_copy_only=False)
-            dtype = pd.CategoricalDtype(pd.Index(ids, dtype=object))
+            ids = np.asarray(ids, dtype=object)
+            values = np.append(ids, None)  # code -1 -> None
             start = 0
             for name, col in columns:
                 n = tables[name].num_rows
-                keyed[name, col] = pd.Categorical.from_codes(codes[start : start + n], dtype=dtype)
+                keyed[name, col] = (codes[start : start + n].astype(np.int64), ids)
+                text[name, col] = values[keyed[name, col][0]]  # one string object per id
                 start += n
         frames = {}
         for name, table in tables.items():
@@ -328,9 +335,9 @@ class LifecycleData:
                 strings_to_categorical=True, coerce_temporal_nanoseconds=True
             )
             for col in id_columns:
-                frame[col] = keyed[name, col]
+                frame[col] = text[name, col]
             frames[name] = frame[table.column_names]
-        return cls(**frames, order_cutoffs=order_cutoffs)
+        return cls(**frames, order_cutoffs=order_cutoffs, id_codes=keyed)
 
     def cached(self, name: str, cutoff: object, build: Callable[[pd.Timestamp], T]) -> T:
         """``build(cutoff)``, computed once per (``name``, cutoff) for this data.
