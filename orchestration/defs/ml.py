@@ -38,6 +38,9 @@ CHURN_KEY = dg.AssetKey(["ml", "churn_scores"])
 CLV_KEY = dg.AssetKey(["ml", "clv_predictions"])
 KINDS = {"python", "scikitlearn", "duckdb"}
 GATE_CHECK = "churn_quality_gate"
+# Cutoffs up to which a scoring night reads orders as known at them (one a night, plus a
+# backlog of score dates to backtest); beyond, it reads every version (see order_cutoffs).
+MAX_ORDER_CUTOFFS = 4
 
 
 def newest_loaded_day(con: duckdb.DuckDBPyConnection) -> dt.date:
@@ -61,12 +64,14 @@ def unbacktested_dates(con: duckdb.DuckDBPyConnection, cutoff: pd.Timestamp) -> 
 
 def order_cutoffs(con: duckdb.DuckDBPyConnection, cutoff: pd.Timestamp) -> list | None:
     """The instants tonight's models read orders at: the scoring cutoff and the cutoffs of
-    the score dates to backtest; None (every version) when a model trains tonight."""
+    the score dates to backtest; None (every version) when a model trains tonight or when
+    there are more than ``MAX_ORDER_CUTOFFS`` (each one is a pass over every version)."""
     if trains_tonight(
         SETTINGS.model_dir, cutoff, SETTINGS.retrain_every_days, SETTINGS.churn_horizon_days
     ):
         return None
-    return [cutoff, *(day_cutoff(d) for d in unbacktested_dates(con, cutoff))]
+    cutoffs = [cutoff, *(day_cutoff(d) for d in unbacktested_dates(con, cutoff))]
+    return cutoffs if len(cutoffs) <= MAX_ORDER_CUTOFFS else None
 
 
 def now_utc() -> pd.Timestamp:
