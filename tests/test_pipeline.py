@@ -76,6 +76,15 @@ def test_backfill_then_nightly_then_rerun(nightly_job):
         # them, the next night only scores with the champion and the gate check says so
         assert len(gate_checks) == 1 and gate_checks[0].passed
         assert gate_checks[0].description.startswith("No candidate tonight")
+        # ...so it reads each order as known tonight only, not every version
+        churn = [
+            m.metadata
+            for m in nightly.asset_materializations_for_node("ml_scores")
+            if m.asset_key == dg.AssetKey(["ml", "churn_scores"])
+        ]
+        assert churn[0]["order_versions_read"].text == "as known at 1 cutoff(s)"
+        versions = query("select count(*), count(distinct order_id) from staging.stg_order_events")
+        assert churn[0]["order_rows_read"].value == versions[0][1] < versions[0][0]
         for source in ("orders", "customers", "reviews", "surveys", "checkouts"):
             loaded = query(f"select count(*) from raw.{source}")[0][0]
             rejected = query(f"select count(*) from raw.{source}_rejected")[0][0]

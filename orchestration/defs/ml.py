@@ -199,6 +199,12 @@ def _score_churn(context, warehouse, data, as_of: dt.date, features: pd.DataFram
             "model_card": dg.MetadataValue.path(str(trained.card_path)),
             "drift_alerts": int((outcome.drift["status"] == "alert").sum()),
             "backtest_dates_added": backtest,
+            "order_rows_read": len(data.orders),
+            "order_versions_read": (
+                "every version"
+                if data.order_cutoffs is None
+                else f"as known at {len(data.order_cutoffs)} cutoff(s)"
+            ),
             "history_rows_pruned": pruned.rows,
             "history_dates_pruned": len(pruned.dates),
             **{k: float(v) for k, v in trained.metrics.items() if isinstance(v, int | float)},
