@@ -61,7 +61,9 @@ def _shares_categorical(ref: pd.Series, cur: pd.Series) -> tuple[np.ndarray, np.
 
 def _psi(ref: pd.Series, cur: pd.Series, n_bins: int, eps: float, categorical: bool):
     if categorical:
-        r, c = _shares_categorical(ref.astype(object), cur.astype(object))
+        if ref.dtype != cur.dtype:  # match values across dtypes (1 == 1.0 == True)
+            ref, cur = ref.astype(object), cur.astype(object)
+        r, c = _shares_categorical(ref, cur)  # same dtype: no Python object per row
     else:
         r, c = _shares_numeric(ref, pd.to_numeric(cur, errors="coerce"), n_bins)
     r = np.maximum(r / r.sum(), eps)

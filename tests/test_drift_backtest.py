@@ -40,6 +40,10 @@ def test_psi_categorical_matches_definition():
     unseen = pd.Series(["web"] * 500 + ["tv"] * 500)
     assert psi(channels, unseen) > 1.0  # half of the rows in a category never seen before
     assert np.isnan(psi([], [1.0]))
+    # levels match by value whatever the dtypes: ints against floats, floats against floats
+    as_int = pd.Series(ref.astype(int))
+    assert psi(as_int, pd.Series(cur)) == pytest.approx(psi(ref, cur))
+    assert psi(ref, np.r_[cur, 2.0]) > psi(ref, cur)  # an unseen level
 
 
 def test_feature_psi_table():
