@@ -22,6 +22,9 @@ export LIFECYCLE_LANDING_DIR ?= data/landing
 # (SQLite instance storage pays ~15 ms per event: 3 650 events for two years of 5 sources).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 UI_PORT ?= 3000
+# The warehouse as the pipeline resolves it (absolute): dbt reuses a saved parse only for the
+# same profile, so `make setup` parses with the path the nightly's dbt steps use.
+WAREHOUSE_ABS = $(abspath $(or $(LIFECYCLE_WAREHOUSE),data/warehouse/lifecycle.duckdb))
 
 .PHONY: help setup uv demo-data run ui test lint check-defs rollback models docs clean
 
@@ -46,7 +49,8 @@ ifeq ($(INSTANCE),postgres)
 else
 	@cp -n deploy/dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
 endif
-	$(UV) run dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
+	LIFECYCLE_WAREHOUSE=$(WAREHOUSE_ABS) \
+	  $(UV) run dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
 
 DEMO_END ?= $(shell date -u -d yesterday +%F)
 DEMO_START ?= $(shell date -u -d "$(DEMO_END) - $$(( $(DEMO_DAYS) - 1 )) days" +%F)
@@ -86,8 +90,6 @@ rollback: setup
 
 models: setup
 	$(UV) run python -m ml.registry list --root $${LIFECYCLE_MODEL_DIR:-data/models} --kind $(KIND)
-
-WAREHOUSE_ABS = $(abspath $(or $(LIFECYCLE_WAREHOUSE),data/warehouse/lifecycle.duckdb))
 
 # dbt's documentation site on http://127.0.0.1:8080
 docs: setup
