@@ -13,7 +13,10 @@ from collections.abc import Sequence
 import duckdb
 import pandas as pd
 
+from ml.backtest import day_cutoff
 from ml.data import KNOWN_AT, SCHEMAS, STATUS_RANK, LifecycleData, to_timestamp
+from orchestration.model_ops import trains_tonight
+from orchestration.settings import Settings
 
 # LifecycleData table -> the staging view it is read from
 VIEWS = {
@@ -24,6 +27,10 @@ VIEWS = {
     "customers": "stg_customers",
 }
 
+
+# Cutoffs up to which a scoring night reads orders as known at them (one a night, plus a
+# backlog of score dates to backtest); beyond, it reads every version (see order_cutoffs).
+MAX_ORDER_CUTOFFS = 4
 
 # ml.data column kind -> the SQL type it is read as (decimals and dates would arrive as
 # one Python object per value: at 7 M order versions that took ~30 s and 3 GB more)
@@ -79,6 +86,32 @@ def load_lifecycle_data(
         sql = f'select {col_sql} from staging."{view}" where {where}'
         tables[name] = con.execute(sql, params).to_arrow_table()
     return LifecycleData.from_arrow(tables, order_cutoffs=cutoffs)
+
+
+def unbacktested_dates(
+    con: duckdb.DuckDBPyConnection, cutoff: pd.Timestamp, horizon_days: int
+) -> list[dt.date]:
+    """Churn score dates whose horizon has passed by ``cutoff`` and that have no backtest."""
+    rows = con.execute(
+        "select distinct as_of_date from ml.churn_scores where as_of_date <= $matured "
+        "and as_of_date not in (select as_of_date from ml.churn_backtest) order by 1",
+        {"matured": (cutoff - pd.Timedelta(days=horizon_days)).date()},
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def order_cutoffs(
+    con: duckdb.DuckDBPyConnection, cutoff: pd.Timestamp, settings: Settings
+) -> list[pd.Timestamp] | None:
+    """The instants tonight's models read orders at (``order_cutoffs`` of
+    :func:`load_lifecycle_data`): the scoring cutoff and the cutoffs of the score dates to
+    backtest; None (every version) when a model trains tonight or when there are more than
+    ``MAX_ORDER_CUTOFFS`` (each one is a pass over every version)."""
+    horizon = settings.churn_horizon_days
+    if trains_tonight(settings.model_dir, cutoff, settings.retrain_every_days, horizon):
+        return None
+    cutoffs = [cutoff, *(day_cutoff(d) for d in unbacktested_dates(con, cutoff, horizon))]
+    return cutoffs if len(cutoffs) <= MAX_ORDER_CUTOFFS else None
 
 
 def as_of_cutoff(as_of: dt.date) -> pd.Timestamp:

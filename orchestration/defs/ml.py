@@ -15,19 +15,23 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from ml.backtest import day_cutoff
 from ml.data import HistoryNotLoaded, LifecycleData
 from ml.features import build_features
 from orchestration.defs.retries import TRANSIENT_RETRY, non_transient
 from orchestration.defs.shared import SETTINGS, WAREHOUSE_POOL, WarehouseResource
-from orchestration.ml_io import VIEWS, as_of_cutoff, load_lifecycle_data
+from orchestration.ml_io import (
+    VIEWS,
+    as_of_cutoff,
+    load_lifecycle_data,
+    order_cutoffs,
+    unbacktested_dates,
+)
 from orchestration.model_ops import (
     ChurnOutcome,
     churn_backtest,
     run_record,
     train_and_score_churn,
     train_and_score_clv,
-    trains_tonight,
 )
 from orchestration.retention import prune_score_history
 from orchestration.warehouse import ensure_ml_tables, replace_rows
@@ -38,9 +42,6 @@ CHURN_KEY = dg.AssetKey(["ml", "churn_scores"])
 CLV_KEY = dg.AssetKey(["ml", "clv_predictions"])
 KINDS = {"python", "scikitlearn", "duckdb"}
 GATE_CHECK = "churn_quality_gate"
-# Cutoffs up to which a scoring night reads orders as known at them (one a night, plus a
-# backlog of score dates to backtest); beyond, it reads every version (see order_cutoffs).
-MAX_ORDER_CUTOFFS = 4
 
 
 def newest_loaded_day(con: duckdb.DuckDBPyConnection) -> dt.date:
@@ -50,28 +51,6 @@ def newest_loaded_day(con: duckdb.DuckDBPyConnection) -> dt.date:
     if day is None:
         raise dg.Failure("raw.orders is empty: load at least one day before scoring")
     return day
-
-
-def unbacktested_dates(con: duckdb.DuckDBPyConnection, cutoff: pd.Timestamp) -> list[dt.date]:
-    """Churn score dates whose horizon has passed by ``cutoff`` and that have no backtest."""
-    rows = con.execute(
-        "select distinct as_of_date from ml.churn_scores where as_of_date <= $matured "
-        "and as_of_date not in (select as_of_date from ml.churn_backtest) order by 1",
-        {"matured": (cutoff - pd.Timedelta(days=SETTINGS.churn_horizon_days)).date()},
-    ).fetchall()
-    return [row[0] for row in rows]
-
-
-def order_cutoffs(con: duckdb.DuckDBPyConnection, cutoff: pd.Timestamp) -> list | None:
-    """The instants tonight's models read orders at: the scoring cutoff and the cutoffs of
-    the score dates to backtest; None (every version) when a model trains tonight or when
-    there are more than ``MAX_ORDER_CUTOFFS`` (each one is a pass over every version)."""
-    if trains_tonight(
-        SETTINGS.model_dir, cutoff, SETTINGS.retrain_every_days, SETTINGS.churn_horizon_days
-    ):
-        return None
-    cutoffs = [cutoff, *(day_cutoff(d) for d in unbacktested_dates(con, cutoff))]
-    return cutoffs if len(cutoffs) <= MAX_ORDER_CUTOFFS else None
 
 
 def now_utc() -> pd.Timestamp:
@@ -140,7 +119,8 @@ def ml_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         with warehouse.connect() as con:
             ensure_ml_tables(con)
             as_of = newest_loaded_day(con)
-            data = load_lifecycle_data(con, as_of, order_cutoffs(con, as_of_cutoff(as_of)))
+            cutoffs = order_cutoffs(con, as_of_cutoff(as_of), SETTINGS)
+            data = load_lifecycle_data(con, as_of, cutoffs)
         try:
             events = _score(context, warehouse, data, as_of)
         except HistoryNotLoaded as exc:  # e.g. a champion saved without reference features
@@ -247,7 +227,7 @@ def backtest_new_dates(con: duckdb.DuckDBPyConnection, data, cutoff: pd.Timestam
     """Backtest the score dates whose horizon has passed and that have no backtest yet
     (reading only those scores: the score history grows by a population every night).
     Returns the number of dates added to ``ml.churn_backtest``."""
-    dates = unbacktested_dates(con, cutoff)
+    dates = unbacktested_dates(con, cutoff, SETTINGS.churn_horizon_days)
     if not dates:
         return 0
     history = con.execute(
