@@ -338,9 +338,13 @@ def main() -> None:
     env = private_env(args.workdir / "state_simulator", args.workdir, start)
     if not args.no_parse:  # Dagster reads dbt's manifest: make sure it matches the project
         parse = [str(Path(sys.executable).with_name("dbt")), "parse", "--quiet"]
+        # for the warehouse path of the run that follows, as `make setup` does: a parse for
+        # another profile costs a full parse in the first dbt step (a re-run has no backfill
+        # before it to save one)
+        state = "state_full" if args.rerun_nightly else "state_simulator"
         measured(
             parse + ["--project-dir", "dbt_project", "--profiles-dir", "dbt_project"],
-            env,
+            private_env(args.workdir / state, args.workdir, start),
             args.workdir / "logs" / "dbt_parse.log",
         )
     landing, sim = simulate(args, start, env)
