@@ -3,18 +3,26 @@ scoring with the registered champion on the nights without training."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import duckdb
 import pandas as pd
 import pytest
 from test_features import simulate_lifecycle
 
 from ml import registry
+from ml.backtest import day_cutoff
+from orchestration.ml_io import MAX_ORDER_CUTOFFS, order_cutoffs
 from orchestration.model_ops import (
     CHURN,
     CLV,
     retrain_reason,
     train_and_score_churn,
     train_and_score_clv,
+    trains_tonight,
 )
+from orchestration.settings import load_settings
+from orchestration.warehouse import ensure_ml_tables
 
 HORIZON = 90
 
@@ -97,3 +105,40 @@ def test_clv_scores_with_the_registered_models_between_retrains(lifecycle, tmp_p
     b = second.scoring.scores.set_index("customer_id").sort_index()
     pd.testing.assert_frame_equal(a, b)
     assert len(registry.list_versions(tmp_path, CLV)) == 1
+
+
+def test_a_scoring_night_reads_orders_at_its_cutoffs_only(lifecycle, tmp_path):
+    """Every order version when a model trains; otherwise the scoring cutoff plus the score
+    dates waiting for a backtest, and every version again beyond MAX_ORDER_CUTOFFS."""
+    data, as_of = lifecycle
+    cutoff = pd.Timestamp(as_of)
+    settings = dataclasses.replace(
+        load_settings(), model_dir=tmp_path, retrain_every_days=7, churn_horizon_days=HORIZON
+    )
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    ensure_ml_tables(con)
+    assert order_cutoffs(con, cutoff, settings) is None  # no champion yet: training
+    train_and_score_churn(data, cutoff, tmp_path, HORIZON, 7, max_train_customers=300)
+    assert trains_tonight(tmp_path, cutoff, 7, HORIZON)  # the CLV models are still missing
+    train_and_score_clv(data, cutoff, tmp_path, retrain_every_days=7, max_train_customers=300)
+    night = cutoff + pd.Timedelta(days=1)
+    assert order_cutoffs(con, night, settings) == [night]
+
+    def score_date(days_before: int) -> None:
+        day = (night - pd.Timedelta(days=days_before)).date()
+        con.execute(
+            "insert into ml.churn_scores (customer_id, as_of_date) values ('C1', $d)", {"d": day}
+        )
+
+    score_date(HORIZON - 1)  # not matured: not read
+    matured = [HORIZON + k for k in range(1, MAX_ORDER_CUTOFFS)]
+    for days in matured:
+        score_date(days)
+    expected = sorted(day_cutoff((night - pd.Timedelta(days=d)).date()) for d in matured)
+    assert order_cutoffs(con, night, settings) == [night, *expected]
+    score_date(HORIZON + MAX_ORDER_CUTOFFS)  # one more to backtest: too many passes
+    assert order_cutoffs(con, night, settings) is None
+    backtested = (night - pd.Timedelta(days=HORIZON + 1)).date()
+    con.execute("insert into ml.churn_backtest (as_of_date) values ($d)", {"d": backtested})
+    assert len(order_cutoffs(con, night, settings)) == MAX_ORDER_CUTOFFS
+    assert trains_tonight(tmp_path, cutoff + pd.Timedelta(days=7), 7, HORIZON)  # weekly
