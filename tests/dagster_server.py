@@ -285,10 +285,19 @@ class DagsterStack:
         return "\n".join(lines)
 
     def instance(self):
-        """A ``DagsterInstance`` on this stack's home, for reading event logs."""
+        """A ``DagsterInstance`` on this stack's home, for reading event logs (its storage
+        configuration names ``$DAGSTER_HOME``, set here while it loads)."""
         import dagster as dg
 
-        return dg.DagsterInstance.from_config(str(self.home))
+        before = os.environ.get("DAGSTER_HOME")
+        os.environ["DAGSTER_HOME"] = str(self.home)
+        try:
+            return dg.DagsterInstance.from_config(str(self.home))
+        finally:
+            if before is None:
+                del os.environ["DAGSTER_HOME"]
+            else:
+                os.environ["DAGSTER_HOME"] = before
 
 
 def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:

@@ -89,6 +89,7 @@ def test_instance_config_validates(rel, tmp_path, monkeypatch):
 
     for var, value in PG_ENV.items():
         monkeypatch.setenv(var, value)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # always set where an instance loads
     configs = class_configs(instance_ref(rel, tmp_path))
     for field, (klass, config) in configs.items():
         result = process_config(klass.config_type(), config)
