@@ -16,6 +16,7 @@ from ml.btyd import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
 from ml.btyd._base import TransactionFitter, draw_bounds
 from ml.btyd._rows import distinct_rows
 from ml.data import CUSTOMER_KEY, order_snapshot
+from ml.features import coded_grouper
 
 PERIODS_PER_MONTH = {"D": 30.0, "W": 4.345, "M": 1.0, "H": 30.0 * 24}
 
@@ -104,25 +105,32 @@ def rfm_summary(
     if orders[value_col].isna().any() or orders[datetime_col].isna().any():
         raise ValueError(f"{value_col}/{datetime_col} contain missing values")
     day = pd.to_datetime(orders[datetime_col]).dt.tz_localize(None).dt.normalize()
-    data = pd.DataFrame(
-        {"cid": orders[customer_col].to_numpy(), "day": day, "v": orders[value_col]}
-    )
-    data = data[data["day"] <= cutoff_day]
-    daily = data.groupby(["cid", "day"], as_index=False)["v"].sum()
-    first = daily.groupby("cid")["day"].transform("min")
-    daily["repeat"] = daily["day"] > first
-    grouped = daily.groupby("cid")
+    # whole days before the cutoff day (>= 0 for the orders kept)
+    age = ((cutoff_day - day) // pd.Timedelta(days=1)).to_numpy()
+    keep = age >= 0
+    code, customers = pd.factorize(orders[customer_col].to_numpy()[keep], sort=True)
+    value = orders[value_col].to_numpy()[keep][code >= 0]  # (a missing customer is dropped)
+    age, code = age[keep][code >= 0], code[code >= 0]
+    # one integer per (customer, purchase day), in customer then day order, numbered by
+    # np.unique: sorting them is faster than pandas' hashing of ~2M distinct keys per grouping
+    span = int(age.max()) + 1 if len(age) else 1
+    pairs, pair = np.unique(code * span + (span - 1 - age), return_inverse=True)
+    daily = pd.Series(value).groupby(coded_grouper(pair, len(pairs)), observed=False).sum()
+    code, day_no = np.divmod(pairs, span)
+    first = np.r_[True, code[1:] != code[:-1]] if len(code) else np.zeros(0, bool)
+    days = pd.DataFrame({"day": day_no, "repeat_value": daily.where(~first, 0).to_numpy()})
+    grouped = days.groupby(coded_grouper(code, len(customers)), observed=False)
+    n_days, first_day = grouped.size(), grouped["day"].min()
     out = pd.DataFrame(
         {
-            "frequency": grouped["repeat"].sum().astype(float),
-            "recency": (grouped["day"].max() - grouped["day"].min()).dt.days.astype(float),
-            "T": (cutoff_day - grouped["day"].min()).dt.days.astype(float),
+            "frequency": (n_days - 1).astype(float),
+            "recency": (grouped["day"].max() - first_day).astype(float),
+            "T": (span - 1 - first_day).astype(float),
         }
     )
-    rep_sum = daily[daily["repeat"]].groupby("cid")["v"].sum()
-    out["monetary_value"] = (rep_sum.reindex(out.index, fill_value=0.0) / out["frequency"]).fillna(
-        0.0
-    )
+    # the repeat purchase days' values (the first day's counts 0)
+    out["monetary_value"] = (grouped["repeat_value"].sum() / out["frequency"]).fillna(0.0)
+    out.index = customers
     return out.rename_axis("customer_id").reset_index()
 
 
@@ -318,7 +326,8 @@ def summary_from_snapshot(
 ) -> pd.DataFrame:
     """:func:`summary_from_orders` from the order snapshot at ``cutoff``
     (:func:`ml.data.order_snapshot`)."""
-    snap = snap[snap["status"] != "cancelled"]
+    columns = [customer_col, "ordered_at", "status", "order_total"]  # (not the ids)
+    snap = snap.loc[snap["status"] != "cancelled", columns]
     value = snap["order_total"].where(snap["status"] != "returned", 0.0).fillna(0.0)
     return rfm_summary(
         snap.assign(value=value),

@@ -186,9 +186,11 @@ def _quantile_edges(X: np.ndarray, max_bins: int = 255) -> list[np.ndarray | Non
     return edges
 
 
-def _binned(X: np.ndarray, edges: list[np.ndarray | None]) -> np.ndarray:
-    """``X`` with each column of ``edges`` replaced by its bin number (NaN kept)."""
-    out = X.astype(float, copy=True)
+def _binned(X: np.ndarray, edges: list[np.ndarray | None], copy: bool = True) -> np.ndarray:
+    """``X`` with each column of ``edges`` replaced by its bin number (NaN kept); in place
+    when ``copy`` is False and ``X`` is a float array (a million rows: a 0.3 GB copy less;
+    pass ``frame.to_numpy(float, copy=True)``, never a view of a frame)."""
+    out = X.astype(float, copy=copy)
     for j, e in enumerate(edges):
         if e is not None:
             out[:, j] = np.where(np.isnan(X[:, j]), np.nan, np.searchsorted(e, X[:, j]))
@@ -296,7 +298,7 @@ class GbmClvModel:
             random_state=self.random_state,
         )
         self.bin_edges_ = _quantile_edges(X.to_numpy(float))
-        Xb = _binned(X.to_numpy(float), self.bin_edges_)
+        Xb = _binned(X.to_numpy(float, copy=True), self.bin_edges_, copy=False)
         with self._threads():
             self.model_.fit(Xb, y["orders"].to_numpy() / offset, sample_weight=offset)
             orders = self.model_.predict(Xb) * offset
@@ -322,7 +324,7 @@ class GbmClvModel:
         hist = value_history(data, as_of, self.season_).reindex(X.index).fillna(0.0)
         X = count_features(X, hist).reindex(columns=self.feature_names_, fill_value=0.0)
         with limit_predict_threads(self.n_threads, len(X)):
-            Xb = _binned(X.to_numpy(float), self.bin_edges_)
+            Xb = _binned(X.to_numpy(float, copy=True), self.bin_edges_, copy=False)
             orders = self.model_.predict(Xb) * _offset(X, self.horizon_days)
         value = self.value_model_.predict(hist)
         value = value * horizon_season(self.season_, as_of, self.horizon_days)

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from ml.btyd import GammaGammaFitter
-from ml.data import LifecycleData, to_timestamp
-from ml.features import DAY, KEY, abandoned_checkouts
+from ml.data import COMPLETED_ORDER_KEY, LifecycleData, to_timestamp
+from ml.features import DAY, KEY, abandoned_checkouts, key_groupby
 
 MIN_ROWS = 50
 VALUE_COLUMNS = ("n_orders", "value_sum", "n_carts", "cart_value_sum")
@@ -48,17 +48,19 @@ def value_history(
     are divided by ``season`` (:func:`value_season`) of their month when given."""
     cutoff = to_timestamp(cutoff)
     snap = data.snapshot(cutoff)
-    c = data.checkouts[data.checkouts["started_at"] <= cutoff]
+    c = data.checkouts
+    c = c.loc[c["started_at"] <= cutoff, [KEY, "started_at", "cart_value", COMPLETED_ORDER_KEY]]
     c = c[abandoned_checkouts(c, snap)]
     value, cart = snap["order_total"], c["cart_value"]
     if season is not None:
         value = value / snap["ordered_at"].dt.month.map(season).to_numpy()
         cart = cart / c["started_at"].dt.month.map(season).to_numpy()
-    g = value.groupby(snap[KEY])  # integer customer keys: see LifecycleData
+    g, keys = key_groupby(value, snap[KEY])  # integer customer keys: see LifecycleData
     out = pd.DataFrame({"n_orders": g.size().astype(float), "value_sum": g.sum(min_count=0)})
-    carts = cart.groupby(c[KEY])
-    out["n_carts"] = carts.size().reindex(out.index, fill_value=0).astype(float)
-    out["cart_value_sum"] = carts.sum().reindex(out.index, fill_value=0.0)
+    out = out.set_axis(keys)
+    g, cart_keys = key_groupby(cart, c[KEY])
+    carts = pd.DataFrame({"n_carts": g.size().astype(float), "cart_value_sum": g.sum()})
+    out = out.join(carts.set_axis(cart_keys).reindex(keys, fill_value=0.0))
     return out.fillna(0.0).set_axis(data.customer_ids[out.index])
 
 

@@ -29,60 +29,126 @@ def _days(delta: pd.Series) -> pd.Series:
     return delta / DAY
 
 
+# columns of the order snapshot that the features read (ids are not carried along)
+_ORDER_COLUMNS = (
+    KEY,
+    ORDER_KEY,
+    "ordered_at",
+    "status",
+    "order_total",
+    "discount_total",
+    "promised_delivery_date",
+    "delivered_at",
+)
+
+
+def coded_grouper(codes: np.ndarray, n_groups: int) -> pd.Categorical:
+    """A grouping key from precomputed group numbers ``codes`` (``0 .. n_groups - 1``, each
+    present): ``groupby(key, observed=False)`` groups by the numbers as they are, the groups
+    in number order. Any other key is factorized by pandas on every grouping, a hash pass
+    and a sort that cost more than the reductions themselves on millions of rows."""
+    return pd.Categorical.from_codes(codes, categories=pd.RangeIndex(n_groups), validate=False)
+
+
+def key_groupby(obj: pd.Series | pd.DataFrame, keys: pd.Series):
+    """(``obj.groupby(keys)``, the sorted distinct keys) for integer keys; the groups are
+    numbered by a table of the keys present when they are dense and non-negative (the
+    customer keys: no hashing, see :func:`coded_grouper`), else by ``pd.factorize``. The
+    groupby's results are indexed by group number: ``set_axis`` the keys."""
+    values = keys.to_numpy()
+    if values.size and values.dtype.kind in "iu" and 0 <= values.min() <= values.max() < 1 << 26:
+        present = np.bincount(values) > 0
+        codes, uniques = (np.cumsum(present) - 1)[values], np.flatnonzero(present)
+    else:
+        codes, uniques = pd.factorize(values, sort=True)
+    grouper = coded_grouper(codes, len(uniques))
+    return obj.groupby(grouper, observed=False), pd.Index(uniques, dtype=values.dtype)
+
+
 def _purchases(data: LifecycleData, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(snapshot of all orders known at cutoff, its non-cancelled orders sorted by time);
-    cached in ``data`` (read-only)."""
+    """(snapshot of all orders known at cutoff, its non-cancelled orders sorted by customer
+    key, time and order key); cached in ``data`` (read-only)."""
     snap = data.snapshot(cutoff)
 
     def valid(_) -> pd.DataFrame:
-        v = snap[snap["status"] != "cancelled"]
-        v = v.sort_values([KEY, "ordered_at", ORDER_KEY], kind="mergesort")
-        return v.reset_index(drop=True)
+        v = snap.loc[snap["status"] != "cancelled", list(_ORDER_COLUMNS)]
+        # integer sort keys: np.lexsort instead of sort_values, which factorizes every key
+        keys = (v[ORDER_KEY].to_numpy(), v["ordered_at"].to_numpy(), v[KEY].to_numpy())
+        return v.take(np.lexsort(keys)).reset_index(drop=True)
 
     return snap, data.cached("purchases", cutoff, valid)
 
 
-def _order_features(snap: pd.DataFrame, v: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
-    g = v.groupby(KEY, sort=True)
+def _snapshot_features(snap: pd.DataFrame) -> pd.DataFrame:
+    """Per customer key, over all orders known at the cutoff (cancelled ones too): the time
+    of the last order and the share of cancelled orders (one grouping of the snapshot)."""
+    # assign adds columns without copying the others (a DataFrame of a dict consolidates them)
+    rows = snap[["ordered_at"]].assign(cancelled=snap["status"] == "cancelled")
+    g, keys = key_groupby(rows, snap[KEY])  # the snapshot is in order key order
+    out = pd.DataFrame(
+        {"last_order_at": g["ordered_at"].max(), "cancel_share": g["cancelled"].mean()}
+    )
+    return out.set_axis(keys)
+
+
+def _order_features(v: pd.DataFrame, by_customer: pd.DataFrame, cutoff: pd.Timestamp):
+    """Order features of :func:`build_features` from ``v`` (:func:`_purchases`, sorted by
+    customer) and ``by_customer`` (:func:`_snapshot_features`).
+
+    Every per-row quantity is a column of one frame grouped once: each ``x.groupby(series)``
+    would factorize the customer keys again.
+    """
+    at, key = v["ordered_at"], v[KEY]
+    same_customer = key.eq(key.shift())  # v is sorted by customer, then time
+    disc = v["discount_total"].fillna(0.0)
+    rows = v[[KEY, "ordered_at", "order_total"]].assign(
+        gap=_days(at.diff()).where(same_customer),
+        **{f"orders_{w}d": at > cutoff - w * DAY for w in WINDOWS},
+        spend_90d=v["order_total"].where(at > cutoff - 90 * DAY, 0.0),
+        spend_prior_90d=v["order_total"].where(
+            (at <= cutoff - 90 * DAY) & (at > cutoff - 180 * DAY), 0.0
+        ),
+        discount=disc,
+        discounted=disc > 0,
+        returned=v["status"] == "returned",
+        **_delivery_rows(v, cutoff),
+    )
+    g = rows.groupby(KEY, sort=True)
     f = pd.DataFrame(index=g.size().index)
     f["recency_days"] = _days(cutoff - g["ordered_at"].max())
     # a cancelled order is a visit too (and, like any order, a moment a customer may leave)
-    f["recency_any_order_days"] = _days(cutoff - snap.groupby(KEY)["ordered_at"].max())
+    f["recency_any_order_days"] = _days(cutoff - by_customer["last_order_at"])
     f["frequency"] = g.size().astype(float)
     f["monetary_total"] = g["order_total"].sum()
     f["monetary_mean"] = g["order_total"].mean()
     f["tenure_days"] = _days(cutoff - g["ordered_at"].min())
 
-    gap = _days(g["ordered_at"].diff())
-    by = v[KEY]
-    gg = gap.groupby(by)
-    f["gap_mean"] = gg.mean()
-    f["gap_median"] = gg.median()
-    f["recency_gap_ratio"] = f["recency_days"] / f["gap_mean"].where(f["gap_mean"] > 0)
-    f["last_gap_ratio"] = gg.last() / f["gap_mean"].where(f["gap_mean"] > 0)
+    gap_mean = g["gap"].mean()
+    f["gap_mean"] = gap_mean
+    f["gap_median"] = g["gap"].median()
+    f["recency_gap_ratio"] = f["recency_days"] / gap_mean.where(gap_mean > 0)
+    f["last_gap_ratio"] = g["gap"].last() / gap_mean.where(gap_mean > 0)
 
     for w in WINDOWS:
-        recent = v["ordered_at"] > cutoff - w * DAY
-        f[f"orders_{w}d"] = recent.groupby(by).sum().astype(float)
-    last90 = v["order_total"].where(v["ordered_at"] > cutoff - 90 * DAY, 0.0)
-    prior = (v["ordered_at"] <= cutoff - 90 * DAY) & (v["ordered_at"] > cutoff - 180 * DAY)
-    prior90 = v["order_total"].where(prior, 0.0)
-    f["spend_90d"] = last90.groupby(by).sum()
-    f["spend_prior_90d"] = prior90.groupby(by).sum()
+        f[f"orders_{w}d"] = g[f"orders_{w}d"].sum().astype(float)
+    f["spend_90d"] = g["spend_90d"].sum()
+    f["spend_prior_90d"] = g["spend_prior_90d"].sum()
     f["spend_trend"] = np.log1p(f["spend_90d"]) - np.log1p(f["spend_prior_90d"])
 
-    disc = v["discount_total"].fillna(0.0)
-    f["discounted_order_share"] = (disc > 0).groupby(by).mean()
-    gross = f["monetary_total"] + disc.groupby(by).sum()
-    f["discount_rate"] = (disc.groupby(by).sum() / gross.where(gross > 0)).fillna(0)
-    f["return_share"] = (v["status"] == "returned").groupby(by).mean()
-    cancelled = (snap["status"] == "cancelled").groupby(snap[KEY]).mean()
-    f["cancel_share"] = cancelled.reindex(f.index)
-    return f.join(_delivery_features(v, cutoff))
+    f["discounted_order_share"] = g["discounted"].mean()
+    gross = f["monetary_total"] + g["discount"].sum()
+    f["discount_rate"] = (g["discount"].sum() / gross.where(gross > 0)).fillna(0)
+    f["return_share"] = g["returned"].mean()
+    f["cancel_share"] = by_customer["cancel_share"].reindex(f.index)
+    f["late_share"] = g["late"].mean()
+    f["mean_delay_days"] = g["delay"].mean()
+    last = key.ne(key.shift(-1)).to_numpy()  # the last row of a customer is the latest order
+    f["last_order_late"] = pd.Series(rows["late"].to_numpy()[last], index=key.to_numpy()[last])
+    return f
 
 
-def _delivery_features(v: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
-    """Late-delivery share, mean delay and last-order-late flag.
+def _delivery_rows(v: pd.DataFrame, cutoff: pd.Timestamp) -> dict[str, pd.Series]:
+    """Per order: ``late`` (1/0) and ``delay`` (days), NaN where not evaluable.
 
     An order is *evaluable* at the cutoff when its delivery is known (``delivered_at`` known by
     the cutoff) or it is still undelivered (placed/shipped) after its promised date has passed,
@@ -96,46 +162,56 @@ def _delivery_features(v: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     delay = _days(delivered - promised).where(delivered.notna(), _days(as_of_day - promised))
     evaluable = promised.notna() & (delivered.notna() | overdue)
     delay = delay.clip(lower=0).where(evaluable)
-    late = (delay > 0).astype(float).where(evaluable)
-    by = v[KEY]
-    out = pd.DataFrame({"late_share": late.groupby(by).mean()})
-    out["mean_delay_days"] = delay.groupby(by).mean()
-    # v is sorted by ordered_at within customer: the last row is the latest order.
-    last_rows = v.groupby(KEY).tail(1).index
-    out["last_order_late"] = pd.Series(late[last_rows].values, index=by[last_rows].values)
-    return out
+    return {"late": (delay > 0).astype(float).where(evaluable), "delay": delay}
 
 
-def _experience_features(data: LifecycleData, cutoff: pd.Timestamp, snap: pd.DataFrame):
+def _latest_surveys(surveys: pd.DataFrame) -> pd.Series:
+    """Score of each customer's latest survey answer (ties: the largest response id)."""
+    ids = surveys["response_id"]
+    if ids.isna().any():  # np.lexsort cannot order missing ids: pandas puts them last
+        s = surveys.sort_values([KEY, "responded_at", "response_id"], kind="mergesort")
+    else:  # np.lexsort compares the id strings directly (sort_values factorizes them first)
+        keys = (ids.to_numpy(), surveys["responded_at"].to_numpy(), surveys[KEY].to_numpy())
+        s = surveys.take(np.lexsort(keys))
+    return s.drop_duplicates(KEY, keep="last").set_index(KEY)["score"]
+
+
+def _experience_features(
+    data: LifecycleData, cutoff: pd.Timestamp, snap: pd.DataFrame, by_customer: pd.DataFrame
+) -> pd.DataFrame:
     r = data.reviews[data.reviews["created_at"] <= cutoff]
     rg = r.groupby(KEY)["rating"]
     out = pd.DataFrame({"rating_mean": rg.mean(), "rating_min": rg.min()})
     out["n_reviews"] = rg.size().astype(float)
 
-    s = data.surveys[data.surveys["responded_at"] <= cutoff]
-    s = s.sort_values([KEY, "responded_at", "response_id"], kind="mergesort")
-    latest = s.drop_duplicates(KEY, keep="last").set_index(KEY)["score"]
-    out = out.join(pd.DataFrame({"nps_latest": latest}), how="outer")
+    columns = [KEY, "responded_at", "response_id", "score"]
+    s = data.surveys.loc[data.surveys["responded_at"] <= cutoff, columns]
+    out = out.join(pd.DataFrame({"nps_latest": _latest_surveys(s)}), how="outer")
     out["nps_promoter"] = (out["nps_latest"] >= 9).astype(float)
     out["nps_passive"] = out["nps_latest"].between(7, 8).astype(float)
     out["nps_detractor"] = (out["nps_latest"] <= 6).astype(float)
 
-    c = data.checkouts[data.checkouts["started_at"] <= cutoff]
+    c = data.checkouts
+    c = c.loc[c["started_at"] <= cutoff, [KEY, "started_at", "cart_value", COMPLETED_ORDER_KEY]]
     abandoned = abandoned_checkouts(c, snap)
-    recent = c["started_at"] > cutoff - 90 * DAY
-    out = out.join(
-        abandoned[recent].groupby(c.loc[recent, KEY]).sum().rename("abandoned_checkouts_90d"),
-        how="outer",
-    )
     # Browsing without buying after the last order (of any status) is a sign of life: a
     # customer who left stops visiting, one who stays keeps starting checkouts.
-    last_order = snap.groupby(KEY)["ordered_at"].max()
-    after = c["started_at"] > c[KEY].map(last_order)
-    since = (after & abandoned).groupby(c[KEY]).sum().rename("abandoned_since_last_order")
-    seen = _days(cutoff - c.groupby(KEY)["started_at"].max()).rename("days_since_checkout")
-    # basket values, bought or not, say how much a customer tends to spend per order
-    cart = c.groupby(KEY)["cart_value"].mean().rename("cart_value_mean")
-    return out.join(since, how="outer").join(seen, how="outer").join(cart, how="outer")
+    after = c["started_at"] > c[KEY].map(by_customer["last_order_at"])
+    rows = c[["started_at", "cart_value"]].assign(
+        recent=abandoned & (c["started_at"] > cutoff - 90 * DAY), since=after & abandoned
+    )
+    g, keys = key_groupby(rows, c[KEY])  # one grouping of the 4M checkouts for all columns
+    checkouts = pd.DataFrame(
+        {
+            # counted over every checkout: 0 (not NaN) for a customer without recent ones
+            "abandoned_checkouts_90d": g["recent"].sum(),
+            "abandoned_since_last_order": g["since"].sum(),
+            "days_since_checkout": _days(cutoff - g["started_at"].max()),
+            # basket values, bought or not, say how much a customer tends to spend per order
+            "cart_value_mean": g["cart_value"].mean(),
+        }
+    ).set_axis(keys)
+    return out.join(checkouts, how="outer")
 
 
 def abandoned_checkouts(checkouts: pd.DataFrame, snap: pd.DataFrame) -> pd.Series:
@@ -188,7 +264,7 @@ def _btyd_by_key(data: LifecycleData, cutoff: pd.Timestamp, horizon_days: int) -
     def fit(_) -> tuple[pd.DataFrame, BetaGeoFitter | None, str | None]:
         """(RFM summary by key, the fitted model or None, why the fit failed or None)."""
         _, v = _purchases(data, cutoff)
-        customers = pd.Index(np.unique(v[KEY].to_numpy()))
+        customers = pd.Index(v[KEY].unique())  # v is sorted by key: in order of appearance
         if len(customers) < MIN_BTYD_CUSTOMERS:
             return pd.DataFrame(index=customers), None, None
         rfm = rfm_summary(
@@ -248,8 +324,9 @@ def build_features(data: LifecycleData, cutoff: object, horizon_days: int = 90) 
     """
     cutoff = to_timestamp(cutoff)
     snap, valid = _purchases(data, cutoff)
-    feats = _order_features(snap, valid, cutoff)
-    exp = _experience_features(data, cutoff, snap)
+    by_customer = _snapshot_features(snap)
+    feats = _order_features(valid, by_customer, cutoff)
+    exp = _experience_features(data, cutoff, snap, by_customer)
     feats = feats.join(exp.reindex(feats.index))
     for col in (
         "n_reviews",

@@ -9,7 +9,7 @@ from cdnow import DATA, cdnow_fitted, cdnow_summary
 from scipy.integrate import quad
 
 from ml.btyd import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
-from ml.btyd._rows import distinct_rows
+from ml.btyd._rows import Distinct, distinct_rows
 from ml.btyd._special import log_power_integral
 from ml.clv import customer_lifetime_value, fit_clv, rfm_summary
 
@@ -322,6 +322,46 @@ def test_distinct_rows_match_numpy_unique():
         np.testing.assert_array_equal(rows, expected)
         np.testing.assert_array_equal(inverse, expected_inverse.ravel())
         np.testing.assert_array_equal(rows[inverse], np.column_stack(cols))
+
+
+def test_distinct_matches_numpy_unique():
+    # whole numbers take the dense path; fractions, NaN and -0.0 fall back to np.unique
+    rng = np.random.default_rng(4)
+    days = rng.integers(0, 400, 3000).astype(float)
+    columns = (days, days + 0.5, np.append(days, np.nan), np.append(days, -0.0), days[:0])
+    for column in columns:
+        d = Distinct(column)
+        values, index = np.unique(column, return_inverse=True)
+        np.testing.assert_array_equal(d.values, values)
+        np.testing.assert_array_equal(d.index, index)
+        np.testing.assert_array_equal(np.signbit(d.values), np.signbit(values))
+
+
+def test_rfm_summary_matches_two_key_grouping():
+    # unsorted orders of string ids, several a day, some after the cutoff and without a customer
+    rng = np.random.default_rng(5)
+    n = 4000
+    ids = np.array([f"c{i}" for i in rng.integers(0, 600, n)], dtype=object)
+    ids[::97] = None
+    ts = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300 * 24, n), unit="h")
+    orders = pd.DataFrame({"customer_id": ids, "order_ts": ts, "amount": rng.gamma(2, 30, n)})
+    cutoff = pd.Timestamp("2024-09-01")
+    data = orders.assign(day=orders["order_ts"].dt.normalize())
+    data = data[data["day"] <= cutoff]
+    daily = data.groupby(["customer_id", "day"])["amount"].sum().reset_index()
+    first = daily.groupby("customer_id")["day"].transform("min")
+    repeat = daily[daily["day"] > first].groupby("customer_id")["amount"]
+    g = daily.groupby("customer_id")["day"]
+    expected = pd.DataFrame(
+        {
+            "frequency": (g.size() - 1).astype(float),
+            "recency": (g.max() - g.min()).dt.days.astype(float),
+            "T": (cutoff - g.min()).dt.days.astype(float),
+        }
+    )
+    expected["monetary_value"] = (repeat.sum() / repeat.size()).reindex(expected.index)
+    expected = expected.fillna(0.0).reset_index()
+    pd.testing.assert_frame_equal(rfm_summary(orders, cutoff), expected)
 
 
 def test_predict_cumulative_equals_predict(fitted, cdnow):

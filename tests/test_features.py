@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ml.data import LifecycleData, order_snapshot
-from ml.features import build_features, churn_labels, with_btyd_horizon
+from ml.features import build_features, churn_labels, key_groupby, with_btyd_horizon
 
 T0 = pd.Timestamp("2024-01-01")
 CHANNELS = ("organic", "paid_search", "social", "referral")
@@ -376,3 +376,15 @@ def test_categorical_text_as_the_arrow_loader_gives_changes_nothing():
     again = LifecycleData(**as_categories)
     assert again.orders["customer_id"].dtype == object
     pd.testing.assert_frame_equal(build_features(again, cutoff), build_features(data, cutoff))
+
+
+@pytest.mark.parametrize("low", [0, -3])  # dense customer keys, and keys pandas factorizes
+def test_key_groupby_groups_like_pandas(low):
+    rng = np.random.default_rng(6)
+    keys = pd.Series(rng.integers(low, 50, 2000) * 3)
+    frame = pd.DataFrame({"x": rng.random(2000), "y": rng.random(2000) > 0.5})
+    g, index = key_groupby(frame, keys)
+    got = pd.DataFrame({"x": g["x"].mean(), "y": g["y"].sum(), "n": g.size()}).set_axis(index)
+    ref = frame.groupby(keys)
+    expected = pd.DataFrame({"x": ref["x"].mean(), "y": ref["y"].sum(), "n": ref.size()})
+    pd.testing.assert_frame_equal(got, expected)

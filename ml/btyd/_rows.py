@@ -29,7 +29,12 @@ class Distinct:
 
     def __init__(self, values: np.ndarray, index: np.ndarray | None = None):
         if index is None:
-            values, index = np.unique(np.asarray(values, dtype=float), return_inverse=True)
+            column = np.asarray(values, dtype=float)
+            dense = _dense_codes(column)
+            if dense is not None and not np.signbit(column).any():  # (-0.0 would become 0.0)
+                index, values = dense  # np.unique's result without its sort of the column
+            else:
+                values, index = np.unique(column, return_inverse=True)
         self.values = np.asarray(values, dtype=float)
         self.index = np.asarray(index, dtype=np.intp)
         self._full: np.ndarray | None = None
@@ -58,14 +63,23 @@ def distinct(values) -> Distinct:
     return values if isinstance(values, Distinct) else Distinct(values)
 
 
-def _codes(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, sorted distinct values) of a float column; dense fast path for small integers."""
+def _dense_codes(col: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(codes, sorted distinct values) of a float column of small non-negative integers
+    (whole days, counts) from a table of the values present; None for any other column."""
     if col.size and col.min() >= 0 and col.max() < _DENSE_MAX:
         as_int = col.astype(np.intp)
         if np.array_equal(as_int, col):
             present = np.bincount(as_int) > 0
             lookup = np.cumsum(present) - 1
             return lookup[as_int], np.flatnonzero(present).astype(float)
+    return None
+
+
+def _codes(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, sorted distinct values) of a float column; dense fast path for small integers."""
+    dense = _dense_codes(col)
+    if dense is not None:
+        return dense
     codes, values = pd.factorize(col, sort=True)
     return codes.astype(np.intp), np.asarray(values, dtype=float)
 
