@@ -150,6 +150,9 @@ def dagster_breakdown(home: Path, seen: set[str], m: Measured) -> dict:
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 
+    # the instance's storage configuration reads $DAGSTER_HOME (deploy/dagster.yaml); this
+    # process's own environment is never passed on (private_env drops DAGSTER_ variables)
+    os.environ["DAGSTER_HOME"] = str(home)
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         run = next(r for r in instance.get_runs(limit=5) if r.run_id not in seen)
         seen.add(run.run_id)
