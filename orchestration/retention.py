@@ -9,7 +9,9 @@ The policy keeps
 ``keep_days = 0`` keeps everything. Dates after ``newest`` and ``protected`` dates are never
 dropped. For ``ml.churn_scores`` the dates without a row in ``ml.churn_backtest`` are
 protected: a score date is pruned only after its backtest is stored (the backtest runs in the
-same step, before the pruning), whatever ``keep_days`` is.
+same step, before the pruning). Given the churn horizon, that protection ends ``keep_days``
+days after the date matured: a date the backtest never evaluates (no rows) is kept that long
+for a look, then pruned like any other, so the table stays bounded.
 
 The policy is idempotent: the first date of a month is never dropped, so it stays the first.
 :func:`dates_to_prune` is the pure policy; :func:`prune_score_history` applies it.
@@ -98,6 +100,7 @@ def prune_score_history(
     newest: dt.date,
     keep_days: int,
     schema: str = "ml",
+    horizon_days: int | None = None,
 ) -> Pruned:
     """Delete the as-of dates of ``<schema>.<table>`` that :func:`dates_to_prune` drops.
 
@@ -108,6 +111,9 @@ def prune_score_history(
     newest : tonight's as-of date.
     keep_days : ``LIFECYCLE_SCORE_HISTORY_DAYS`` (``0``: nothing is deleted).
     schema : the schema of ``table``.
+    horizon_days : the churn horizon. A ``churn_scores`` date without a backtest is kept
+        until ``keep_days`` days after it matured (``newest - date >= horizon_days +
+        keep_days``); None: until it has a backtest.
 
     Returns
     -------
@@ -120,6 +126,9 @@ def prune_score_history(
     protected: set[dt.date] = set()
     if table == BACKTESTED_TABLE:
         protected = set(present) - backtested_dates(con, schema)
+        if horizon_days is not None:
+            grace_ends = newest - dt.timedelta(days=horizon_days + keep_days)
+            protected = {d for d in protected if d > grace_ends}
     drop = dates_to_prune(present, newest, keep_days, protected)
     rows = 0
     if drop:

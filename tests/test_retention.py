@@ -104,14 +104,8 @@ def score_frame(table: str, dates: list[dt.date], customers: int) -> pd.DataFram
     return frame[list(ML_TABLES[table])]
 
 
-def test_prune_on_a_real_duckdb_file(tmp_path):
-    customers, present = 25, days(START, 300)
-    newest = present[-1]
-    matured = newest - dt.timedelta(days=90)
-    # backtested: every matured date but two old ones (a backtest that failed to store them)
-    missing = {dt.date(2024, 2, 20), dt.date(2024, 5, 17)}
-    backtested = [d for d in present if d <= matured and d not in missing]
-    path = tmp_path / "lifecycle.duckdb"
+def score_db(path, present: list[dt.date], customers: int, backtested: list[dt.date]) -> None:
+    """A warehouse with both score tables over ``present`` and backtests of ``backtested``."""
     with duckdb.connect(str(path)) as con:
         ensure_ml_tables(con)
         for table in ("churn_scores", "clv_predictions"):
@@ -121,6 +115,20 @@ def test_prune_on_a_real_duckdb_file(tmp_path):
             "insert into ml.churn_backtest (as_of_date, model_version) select unnest($d), 'v1'",
             {"d": backtested},
         )
+
+
+# two matured dates without a backtest row (one the backtest could not evaluate)
+MISSING = {dt.date(2024, 2, 20), dt.date(2024, 5, 17)}
+
+
+def test_prune_on_a_real_duckdb_file(tmp_path):
+    customers, present = 25, days(START, 300)
+    newest = present[-1]
+    matured = newest - dt.timedelta(days=90)
+    missing = MISSING
+    backtested = [d for d in present if d <= matured and d not in missing]
+    path = tmp_path / "lifecycle.duckdb"
+    score_db(path, present, customers, backtested)
     with duckdb.connect(str(path)) as con:
         churn = prune_score_history(con, "churn_scores", newest, 120)
         clv = prune_score_history(con, "clv_predictions", newest, 120)
@@ -142,6 +150,24 @@ def test_prune_on_a_real_duckdb_file(tmp_path):
     assert churn.dates == [d for d in expected if d not in missing]
     assert left["churn_scores"] == left["clv_predictions"] | missing
     assert again == Pruned("churn_scores", [], 0, len(left["churn_scores"]))
+
+
+def test_an_unbacktested_date_is_kept_keep_days_past_its_maturity(tmp_path):
+    present, horizon, keep = days(START, 300), 90, 120
+    newest = present[-1]
+    grace_ends = newest - dt.timedelta(days=horizon + keep)
+    old, recent = sorted(MISSING)
+    assert old <= grace_ends < recent  # one past its grace, one within it
+    backtested = [d for d in present if d <= newest - dt.timedelta(days=horizon)]
+    path = tmp_path / "lifecycle.duckdb"
+    score_db(path, present, 5, [d for d in backtested if d not in MISSING])
+    with duckdb.connect(str(path)) as con:
+        churn = prune_score_history(con, "churn_scores", newest, keep, horizon_days=horizon)
+        sql = "select distinct as_of_date from ml.churn_scores"
+        left = {r[0] for r in con.execute(sql).fetchall()}
+    expected = dates_to_prune(present, newest, keep)
+    assert old in churn.dates and recent in left  # without horizon_days both would stay
+    assert churn.dates == [d for d in expected if d != recent]
 
 
 def test_zero_keeps_everything_and_identifiers_are_quoted(tmp_path):

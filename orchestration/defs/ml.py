@@ -166,7 +166,13 @@ def _score_churn(context, warehouse, data, as_of: dt.date, features: pd.DataFram
             record_run(con, run_record(outcome, as_of))
         backtest = backtest_new_dates(con, data, cutoff)
         # after the backtest: a churn score date is pruned only once it is backtested
-        pruned = prune_score_history(con, "churn_scores", as_of, SETTINGS.score_history_days)
+        pruned = prune_score_history(
+            con,
+            "churn_scores",
+            as_of,
+            SETTINGS.score_history_days,
+            horizon_days=SETTINGS.churn_horizon_days,
+        )
     trained = outcome.candidate or outcome.champion
     yield dg.MaterializeResult(
         asset_key=CHURN_KEY,
