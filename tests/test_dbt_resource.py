@@ -1,4 +1,5 @@
-"""The dbt resource's version shortcut agrees with ``dbt --version``."""
+"""The dbt resource's shortcuts: its version agrees with ``dbt --version``; it builds no
+in-process adapter, which only the metadata fetches this project never calls would use."""
 
 import os
 import re
@@ -28,3 +29,11 @@ def test_another_dbt_executable_is_asked_for_its_version(tmp_path):
     wrapper.chmod(0o755)
     resource = LifecycleDbtCli(project_dir=DBT_PROJECT, dbt_executable=os.fspath(wrapper))
     assert str(resource._cli_version) == "9.8.7"
+
+
+def test_no_in_process_adapter_and_no_metadata_fetch_needing_one():
+    resource = LifecycleDbtCli(project_dir=DBT_PROJECT, dbt_executable=str(DBT))
+    assert resource._initialize_dbt_core_adapter(["build"]) is None
+    defs = Path(__file__).resolve().parents[1] / "orchestration"
+    sources = "\n".join(p.read_text() for p in defs.rglob("*.py"))
+    assert not re.search(r"\.fetch_(row_counts|column_metadata)\(", sources)
