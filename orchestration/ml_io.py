@@ -1,13 +1,16 @@
-"""Read the model inputs from the warehouse's staging layer (glue; no dagster import).
+"""The models' reads from and writes to the warehouse (glue; no dagster import).
 
 ``ml/`` never touches the database: this module turns staging views into the pandas
-frames of :class:`ml.data.LifecycleData`, cut at the as-of date. The columns read and the
-timestamp that bounds each table come from ``ml.data`` (``SCHEMAS``, ``KNOWN_AT``).
+frames of :class:`ml.data.LifecycleData`, cut at the as-of date (the columns read and the
+timestamp that bounds each table come from ``ml.data``: ``SCHEMAS``, ``KNOWN_AT``), and
+stores what the models return: model runs and churn backtests.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import uuid
 from collections.abc import Sequence
 
 import duckdb
@@ -15,8 +18,9 @@ import pandas as pd
 
 from ml.backtest import day_cutoff
 from ml.data import KNOWN_AT, SCHEMAS, STATUS_RANK, LifecycleData, to_timestamp
-from orchestration.model_ops import trains_tonight
+from orchestration.model_ops import churn_backtest, trains_tonight
 from orchestration.settings import Settings
+from orchestration.warehouse import replace_rows
 
 # LifecycleData table -> the staging view it is read from
 VIEWS = {
@@ -117,3 +121,53 @@ def order_cutoffs(
 def as_of_cutoff(as_of: dt.date) -> pd.Timestamp:
     """The instant the as-of day ends: features see everything before it."""
     return pd.Timestamp(as_of) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+
+
+def now_utc() -> pd.Timestamp:
+    """Now, as a naive UTC timestamp (the warehouse's timestamps are naive UTC)."""
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+
+def record_run(con: duckdb.DuckDBPyConnection, record: dict) -> None:
+    """Append a row to ``ml.model_runs`` (replacing an earlier run of the same kind and
+    version on the same as-of date, so re-runs do not pile up)."""
+    row = pd.DataFrame(
+        [
+            {
+                "run_id": uuid.uuid4().hex,
+                "model_kind": record["model_kind"],
+                "model_version": record["model_version"],
+                "trained_at": now_utc(),
+                "as_of_date": record["as_of_date"],
+                "metrics_json": json.dumps(record["metrics"], default=float),
+                "is_champion": record["is_champion"],
+            }
+        ]
+    )
+    where = "model_kind = $k and model_version = $v and as_of_date = $d"
+    params = {"k": record["model_kind"], "v": record["model_version"], "d": record["as_of_date"]}
+    replace_rows(con, "model_runs", row, where, params)
+
+
+def backtest_new_dates(
+    con: duckdb.DuckDBPyConnection, data: LifecycleData, cutoff: pd.Timestamp, horizon_days: int
+) -> int:
+    """Backtest the churn score dates whose horizon has passed by ``cutoff`` and that have
+    no backtest yet (reading only those scores: the score history grows by a population
+    every night). Returns the number of dates added to ``ml.churn_backtest``."""
+    dates = unbacktested_dates(con, cutoff, horizon_days)
+    if not dates:
+        return 0
+    history = con.execute(
+        "select customer_id, as_of_date, churn_probability, model_version from ml.churn_scores "
+        "where as_of_date in (select unnest($d))",
+        {"d": dates},
+    ).df()
+    if history.empty:
+        return 0
+    backtest = churn_backtest(history, data, cutoff, horizon_days)
+    dates = sorted(set(backtest["as_of_date"]))
+    if not dates:
+        return 0
+    replace_rows(con, "churn_backtest", backtest, "as_of_date in (select unnest($d))", {"d": dates})
+    return len(dates)

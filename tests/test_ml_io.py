@@ -3,7 +3,11 @@ versions known at given cutoffs (a night that only scores), with the same result
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
+
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -11,7 +15,8 @@ from test_features import simulate_lifecycle
 
 from ml.data import SCHEMAS, HistoryNotLoaded, LifecycleData
 from ml.features import build_features, churn_labels
-from orchestration.ml_io import VIEWS, as_of_cutoff, load_lifecycle_data
+from orchestration.ml_io import VIEWS, as_of_cutoff, backtest_new_dates, load_lifecycle_data
+from orchestration.warehouse import ensure_ml_tables
 
 HORIZON = 90
 
@@ -102,3 +107,29 @@ def test_from_arrow_equals_the_pandas_constructor(warehouse):
         pd.testing.assert_frame_equal(
             getattr(from_arrow, table), getattr(from_pandas, table), check_categorical=False
         )
+
+
+def test_backtest_new_dates_stores_each_matured_date_once(warehouse, tmp_path):
+    path, day, _ = warehouse
+    copy = tmp_path / "lifecycle.duckdb"
+    shutil.copyfile(path, copy)
+    now = as_of_cutoff(day)
+    matured = [day - dt.timedelta(days=HORIZON + k) for k in (30, 10)]
+    pending = day - dt.timedelta(days=HORIZON - 5)  # its horizon has not passed
+    rng = np.random.default_rng(0)
+    with duckdb.connect(str(copy)) as con:
+        ensure_ml_tables(con)
+        data = load_lifecycle_data(con, day)
+        for d in [*matured, pending]:
+            ids = build_features(data, as_of_cutoff(d), HORIZON).index
+            scores = pd.DataFrame(
+                {"customer_id": ids, "as_of_date": d, "churn_probability": rng.random(len(ids))}
+            ).assign(model_version="v1", scored_at=now)
+            con.register("s", scores)
+            con.execute("insert into ml.churn_scores by name select * from s")
+        first = backtest_new_dates(con, data, now, HORIZON)
+        again = backtest_new_dates(con, data, now, HORIZON)
+        stored = con.execute("select as_of_date, n from ml.churn_backtest").df()
+    assert (first, again) == (2, 0)
+    assert sorted(stored["as_of_date"].dt.date) == matured  # not the pending date
+    assert (stored["n"] > 100).all()

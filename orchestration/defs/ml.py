@@ -8,8 +8,6 @@ scores and backtests at, not every version (a third of the rows at a million cus
 """
 
 import datetime as dt
-import json
-import uuid
 
 import dagster as dg
 import duckdb
@@ -22,13 +20,14 @@ from orchestration.defs.shared import SETTINGS, WAREHOUSE_POOL, WarehouseResourc
 from orchestration.ml_io import (
     VIEWS,
     as_of_cutoff,
+    backtest_new_dates,
     load_lifecycle_data,
+    now_utc,
     order_cutoffs,
-    unbacktested_dates,
+    record_run,
 )
 from orchestration.model_ops import (
     ChurnOutcome,
-    churn_backtest,
     run_record,
     train_and_score_churn,
     train_and_score_clv,
@@ -51,31 +50,6 @@ def newest_loaded_day(con: duckdb.DuckDBPyConnection) -> dt.date:
     if day is None:
         raise dg.Failure("raw.orders is empty: load at least one day before scoring")
     return day
-
-
-def now_utc() -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC").tz_localize(None)
-
-
-def record_run(con: duckdb.DuckDBPyConnection, record: dict) -> None:
-    """Append a row to ``ml.model_runs`` (replacing an earlier run of the same kind and
-    version on the same as-of date, so re-runs do not pile up)."""
-    row = pd.DataFrame(
-        [
-            {
-                "run_id": uuid.uuid4().hex,
-                "model_kind": record["model_kind"],
-                "model_version": record["model_version"],
-                "trained_at": now_utc(),
-                "as_of_date": record["as_of_date"],
-                "metrics_json": json.dumps(record["metrics"], default=float),
-                "is_champion": record["is_champion"],
-            }
-        ]
-    )
-    where = "model_kind = $k and model_version = $v and as_of_date = $d"
-    params = {"k": record["model_kind"], "v": record["model_version"], "d": record["as_of_date"]}
-    replace_rows(con, "model_runs", row, where, params)
 
 
 def image_md(path) -> dg.MetadataValue:
@@ -164,7 +138,7 @@ def _score_churn(context, warehouse, data, as_of: dt.date, features: pd.DataFram
         n = replace_rows(con, "churn_scores", scores, "as_of_date = $d", {"d": as_of})
         if outcome.candidate is not None:
             record_run(con, run_record(outcome, as_of))
-        backtest = backtest_new_dates(con, data, cutoff)
+        backtest = backtest_new_dates(con, data, cutoff, SETTINGS.churn_horizon_days)
         # after the backtest: a churn score date is pruned only once it is backtested
         pruned = prune_score_history(
             con,
@@ -227,28 +201,6 @@ def gate_check_result(outcome: ChurnOutcome) -> dg.AssetCheckResult:
             "scored_by": outcome.champion.version if outcome.champion else "none",
         },
     )
-
-
-def backtest_new_dates(con: duckdb.DuckDBPyConnection, data, cutoff: pd.Timestamp) -> int:
-    """Backtest the score dates whose horizon has passed and that have no backtest yet
-    (reading only those scores: the score history grows by a population every night).
-    Returns the number of dates added to ``ml.churn_backtest``."""
-    dates = unbacktested_dates(con, cutoff, SETTINGS.churn_horizon_days)
-    if not dates:
-        return 0
-    history = con.execute(
-        "select customer_id, as_of_date, churn_probability, model_version from ml.churn_scores "
-        "where as_of_date in (select unnest($d))",
-        {"d": dates},
-    ).df()
-    if history.empty:
-        return 0
-    backtest = churn_backtest(history, data, cutoff, SETTINGS.churn_horizon_days)
-    dates = sorted(set(backtest["as_of_date"]))
-    if not dates:
-        return 0
-    replace_rows(con, "churn_backtest", backtest, "as_of_date in (select unnest($d))", {"d": dates})
-    return len(dates)
 
 
 def _score_clv(warehouse, data, as_of: dt.date, features: pd.DataFrame) -> dg.MaterializeResult:
