@@ -14,12 +14,14 @@ import pytest
 from conftest import PIPELINE_END, PIPELINE_START
 
 from ml import registry
+from orchestration import pipeline
 from simulator.config import SimulatorConfig
 from simulator.writer import run as simulate
 
 LANDING = Path(os.environ["LIFECYCLE_LANDING_DIR"])
 WAREHOUSE = os.environ["LIFECYCLE_WAREHOUSE"]
 LAST = dt.date.fromisoformat(PIPELINE_END)
+MATERIALIZED = dg.DagsterEventType.ASSET_MATERIALIZATION
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +39,7 @@ def nightly_job():
 
 
 def run_range(job, instance, first: dt.date, last: dt.date) -> dg.ExecuteInProcessResult:
-    return job.execute_in_process(
-        instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": first.isoformat(),
-            "dagster/asset_partition_range_end": last.isoformat(),
-        },
-    )
+    return pipeline.run_range(job, instance, first, last, raise_on_error=True)  # as make run
 
 
 def landed_rows(source: str, last: dt.date) -> int:
@@ -56,11 +52,15 @@ def query(sql: str):
         return con.execute(sql).fetchall()
 
 
-def test_backfill_then_nightly_then_rerun(nightly_job):
+def test_backfill_then_nightly_then_rerun(nightly_job, capfd):
     start = dt.date.fromisoformat(PIPELINE_START)
     with dg.instance_for_test() as instance:
         backfill = run_range(nightly_job, instance, start, LAST - dt.timedelta(days=1))
         assert backfill.success
+        # the console gets INFO and up (LIFECYCLE_LOG_LEVEL); the events are in the run's log
+        console = capfd.readouterr().err
+        assert " - DEBUG - " not in console and "ASSET_MATERIALIZATION" not in console
+        assert len(instance.all_logs(backfill.run_id, of_type=MATERIALIZED)) > 100
         # one run materialised every asset over the whole range
         runs = instance.get_runs()
         assert len(runs) == 1
