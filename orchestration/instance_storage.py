@@ -90,6 +90,8 @@ class PooledSqliteStorage(DagsterSqliteStorage):
     """
 
     def __init__(self, base_dir: str, inst_data=None) -> None:
+        # Dagster's constructor builds (and, for a new instance, creates) all three storages;
+        # the event log it built holds no connection and is replaced by the pooled one
         super().__init__(base_dir, inst_data)
         self._event_log_storage = PooledSqliteEventLogStorage(_event_logs_directory(base_dir))
 
