@@ -16,7 +16,7 @@ from ml.btyd import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
 from ml.btyd._base import TransactionFitter, draw_bounds
 from ml.btyd._rows import distinct_rows
 from ml.data import CUSTOMER_KEY, order_snapshot
-from ml.features import coded_grouper
+from ml.grouping import coded_grouper
 
 PERIODS_PER_MONTH = {"D": 30.0, "W": 4.345, "M": 1.0, "H": 30.0 * 24}
 

@@ -13,7 +13,8 @@ import pandas as pd
 
 from ml.btyd import GammaGammaFitter
 from ml.data import COMPLETED_ORDER_KEY, LifecycleData, to_timestamp
-from ml.features import DAY, KEY, abandoned_checkouts, key_groupby
+from ml.features import DAY, KEY, abandoned_checkouts
+from ml.grouping import key_groupby
 
 MIN_ROWS = 50
 VALUE_COLUMNS = ("n_orders", "value_sum", "n_carts", "cart_value_sum")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ml.data import COMPLETED_ORDER_KEY, CUSTOMER_KEY, ORDER_KEY, LifecycleData, to_timestamp
+from ml.grouping import key_groupby
 
 DAY = pd.Timedelta(days=1)
 KEY = CUSTOMER_KEY  # rows are grouped by integer customer keys (see LifecycleData)
@@ -40,29 +41,6 @@ _ORDER_COLUMNS = (
     "promised_delivery_date",
     "delivered_at",
 )
-
-
-def coded_grouper(codes: np.ndarray, n_groups: int) -> pd.Categorical:
-    """A grouping key from precomputed group numbers ``codes`` (``0 .. n_groups - 1``, each
-    present): ``groupby(key, observed=False)`` groups by the numbers as they are, the groups
-    in number order. Any other key is factorized by pandas on every grouping, a hash pass
-    and a sort that cost more than the reductions themselves on millions of rows."""
-    return pd.Categorical.from_codes(codes, categories=pd.RangeIndex(n_groups), validate=False)
-
-
-def key_groupby(obj: pd.Series | pd.DataFrame, keys: pd.Series):
-    """(``obj.groupby(keys)``, the sorted distinct keys) for integer keys; the groups are
-    numbered by a table of the keys present when they are dense and non-negative (the
-    customer keys: no hashing, see :func:`coded_grouper`), else by ``pd.factorize``. The
-    groupby's results are indexed by group number: ``set_axis`` the keys."""
-    values = keys.to_numpy()
-    if values.size and values.dtype.kind in "iu" and 0 <= values.min() <= values.max() < 1 << 26:
-        present = np.bincount(values) > 0
-        codes, uniques = (np.cumsum(present) - 1)[values], np.flatnonzero(present)
-    else:
-        codes, uniques = pd.factorize(values, sort=True)
-    grouper = coded_grouper(codes, len(uniques))
-    return obj.groupby(grouper, observed=False), pd.Index(uniques, dtype=values.dtype)
 
 
 def _purchases(data: LifecycleData, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:

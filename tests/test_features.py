@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from ml.data import LifecycleData, order_snapshot
-from ml.features import build_features, churn_labels, key_groupby, with_btyd_horizon
+from ml.features import build_features, churn_labels, with_btyd_horizon
+from ml.grouping import key_groupby
 
 T0 = pd.Timestamp("2024-01-01")
 CHANNELS = ("organic", "paid_search", "social", "referral")
