@@ -389,3 +389,23 @@ def test_key_groupby_groups_like_pandas(low):
     ref = frame.groupby(keys)
     expected = pd.DataFrame({"x": ref["x"].mean(), "y": ref["y"].sum(), "n": ref.size()})
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_latest_survey_breaks_ties_by_response_id_with_or_without_missing_ids():
+    from ml.data import CUSTOMER_KEY
+    from ml.features import _latest_surveys
+
+    t = pd.Timestamp("2024-03-01")
+    surveys = pd.DataFrame(
+        {
+            CUSTOMER_KEY: [0, 0, 0, 1, 1],
+            "responded_at": [t, t, t - pd.Timedelta(days=1), t, t],
+            "response_id": ["b", "a", "z", "c", "d"],
+            "score": [9.0, 1.0, 5.0, 3.0, 4.0],
+        }
+    )
+    # the later answer wins; on a tie, the larger id (np.lexsort path)
+    assert _latest_surveys(surveys).to_dict() == {0: 9.0, 1: 4.0}
+    # a missing id (the sort_values path) sorts last among the tied answers, so it wins
+    with_missing = surveys.assign(response_id=["b", "a", "z", None, "d"])
+    assert _latest_surveys(with_missing).to_dict() == {0: 9.0, 1: 3.0}
